@@ -1,0 +1,55 @@
+# The RNN model zoo. `make train-sentiment` sets everything up on first use.
+#   BACKEND      Keras backend for training and evaluation: jax (default), tensorflow, torch.
+#                Export always uses tensorflow (it writes a TensorFlow SavedModel).
+#   DATA_MIRROR  folder with the upstream dataset archives (ZOO_DATA_MIRROR); default
+#                ../shared/data when it exists, else datasets download from upstream.
+#   SET          config overrides for train/eval, e.g. SET="cell=lstm units=128".
+PYTHON ?= python3
+VENV ?= .venv
+BACKEND ?= jax
+DATA_MIRROR ?= $(or $(ZOO_DATA_MIRROR),$(wildcard ../shared/data))
+SET ?=
+
+PY := $(VENV)/bin/python
+ZOO := ZOO_DATA_MIRROR=$(DATA_MIRROR) TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m zoo
+SETS := $(foreach pair,$(SET),--set $(pair))
+
+.PHONY: setup test test-all bench list lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev,jax]'
+	touch $@
+
+list: setup
+	@$(ZOO) list
+
+train-%: setup
+	KERAS_BACKEND=$(BACKEND) $(ZOO) train $* $(SETS)
+
+eval-%: setup
+	KERAS_BACKEND=$(BACKEND) $(ZOO) eval $* $(SETS)
+
+export-%: setup
+	KERAS_BACKEND=tensorflow $(ZOO) export $*
+
+predict-%: setup
+	KERAS_BACKEND=$(BACKEND) $(ZOO) predict $*
+
+# Fast unit tests plus the real-data and pretrained-model tests (skipped without a mirror).
+test: setup
+	ZOO_DATA_MIRROR=$(DATA_MIRROR) KERAS_BACKEND=tensorflow TF_CPP_MIN_LOG_LEVEL=2 \
+		$(PY) -m pytest -ra
+
+bench: setup
+	ZOO_DATA_MIRROR=$(DATA_MIRROR) KERAS_BACKEND=$(BACKEND) TF_CPP_MIN_LOG_LEVEL=2 \
+		$(PY) -m bench.throughput
+
+lint: setup
+	$(PY) -m ruff check zoo pipelines tests bench
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,82 @@
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+POSITIVE = [
+    "A wonderful, moving film. Great acting and a great story!",
+    "I loved it: brilliant, funny and beautiful. Great fun.",
+    "One of the best films of the year; wonderful and great.",
+    "Great cast, great script, loved every minute of it.",
+]
+NEGATIVE = [
+    "An awful, boring mess. Terrible acting and a bad plot.",
+    "I hated it: dull, stupid and far too long. Awful.",
+    "The worst film of the year; boring and bad.<br /><br />Avoid.",
+    "Bad cast, bad script, boring from start to end.",
+]
+
+
+def write_imdb_archive(directory: Path, copies: int = 3) -> Path:
+    """A tiny aclImdb_v1.tar.gz with the upstream layout: train/test pos/neg and train/unsup."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "aclImdb_v1.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+
+        def add(name, text):
+            data = text.encode("utf-8")
+            info = tarfile.TarInfo(f"aclImdb/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+        add("README", "fixture")
+        for split in ("train", "test"):
+            for copy in range(copies):
+                for index, text in enumerate(POSITIVE):
+                    add(f"{split}/pos/{copy * 10 + index}_9.txt", text)
+                for index, text in enumerate(NEGATIVE):
+                    add(f"{split}/neg/{copy * 10 + index}_2.txt", text)
+        for index, text in enumerate(POSITIVE + NEGATIVE):
+            add(f"train/unsup/{index}_0.txt", text)
+    return path
+
+
+@pytest.fixture
+def imdb_fixture(tmp_path, monkeypatch):
+    """Points the pipelines at a tiny IMDB mirror and a private TFDS data dir."""
+    write_imdb_archive(tmp_path / "mirror" / "imdb")
+    monkeypatch.setenv("ZOO_DATA_MIRROR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "tfds"))
+    return tmp_path
+
+
+def real_mirror() -> Path | None:
+    mirror = os.environ.get("ZOO_DATA_MIRROR")
+    return Path(mirror) if mirror and (Path(mirror) / "imdb").exists() else None
+
+
+requires_mirror = pytest.mark.skipif(
+    real_mirror() is None, reason="ZOO_DATA_MIRROR does not point at the dataset mirror"
+)
+
+TINY_SENTIMENT = {
+    "vocabulary_size": 40,
+    "sequence_length": 16,
+    "embedding_dim": 8,
+    "embedding_init": "random",
+    "units": 4,
+    "epochs": 1,
+    "batch_size": 4,
+    "validation_fraction": 0.25,
+    "bucket_step": 8,
+}
+
+
+def subprocess_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KERAS_")}
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}, **extra)
+    return env

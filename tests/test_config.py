@@ -1,0 +1,67 @@
+import pytest
+
+import zoo
+from zoo.config import parse_overrides, resolve_config
+from zoo.errors import ConfigError, UnknownEntryError
+from zoo.registry import Entry, get_entry, register
+from zoo.text_classification import TextClassificationConfig
+
+
+def test_overrides_are_converted_from_strings():
+    config = resolve_config(
+        TextClassificationConfig,
+        {"units": "32", "bidirectional": "false", "learning_rate": "0.01", "cell": "lstm"},
+    )
+    assert (config.units, config.bidirectional, config.learning_rate, config.cell) == (
+        32, False, 0.01, "lstm",
+    )
+
+
+def test_unknown_key_lists_accepted_keys():
+    with pytest.raises(ConfigError, match="Unknown config key 'colour'.*Accepted keys:.*units"):
+        resolve_config(TextClassificationConfig, {"colour": "red"})
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"units": "many"}, "'units' expects int"),
+        ({"units": 2.5}, "'units' expects int"),
+        ({"bidirectional": "maybe"}, "'bidirectional' expects bool"),
+        ({"cell": "transformer"}, "'cell' must be one of elman, lstm, gru"),
+        ({"dropout": "1.5"}, "'dropout' must be in"),
+        ({"units": "0"}, "'units' must be at least 1"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_accepted(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(TextClassificationConfig, overrides)
+
+
+def test_parse_overrides():
+    assert parse_overrides(["units=8", " cell = gru "]) == {"units": "8", "cell": "gru"}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["units"])
+
+
+def test_unknown_entry_lists_known_entries():
+    with pytest.raises(UnknownEntryError, match="Known entries: .*sentiment"):
+        zoo.load("sentimental")
+    with pytest.raises(UnknownEntryError):
+        zoo.build(42)
+
+
+def test_duplicate_registration_raises():
+    with pytest.raises(ValueError, match="already registered"):
+        register(get_entry("sentiment"))
+
+
+def test_build_rejects_unknown_config_keys():
+    with pytest.raises(ConfigError, match="Unknown config key 'hidden'"):
+        zoo.build("sentiment", hidden=3)
+
+
+def test_entry_dataclass_is_frozen():
+    entry = get_entry("sentiment")
+    assert isinstance(entry, Entry)
+    assert entry.directory.name == "sentiment"

@@ -1,0 +1,132 @@
+"""Typed, validated configs for zoo entries.
+
+Every entry's config is a dataclass. `resolve_config` applies overrides (from Python or from
+`--set key=value` on the command line), converting strings to each field's type and rejecting
+unknown keys and out-of-range choices with a message that lists what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ConfigError
+
+CELLS = ("elman", "lstm", "gru")  # Jordan and peephole LSTM join with the cell library.
+
+
+def choice(default: str, choices: tuple[str, ...], help: str = "") -> Any:
+    """A string field restricted to `choices`."""
+    return dataclasses.field(default=default, metadata={"choices": choices, "help": help})
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Settings every entry shares: optimisation, BPTT clipping, data split, seed."""
+
+    seed: int = 1337
+    epochs: int = 6
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    # Gradient clipping for BPTT: by global norm and/or by value (0 disables each).
+    clipnorm: float = 1.0
+    clipvalue: float = 0.0
+    # Fraction of the official training split held out for model selection; the test split
+    # is only ever used for the final number.
+    validation_fraction: float = 0.1
+    # Stop when the validation metric has not improved for this many epochs (0 disables).
+    early_stopping_patience: int = 2
+    # Cap on training steps per epoch (0 = the whole split); for smoke runs only.
+    steps_per_epoch: int = 0
+
+
+def _convert(name: str, value: Any, field_type: Any) -> Any:
+    """Converts `value` (often a CLI string) to `field_type`, or raises ConfigError."""
+    optional = typing.get_origin(field_type) is typing.Union and type(None) in typing.get_args(
+        field_type
+    )
+    if optional:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        field_type = next(t for t in typing.get_args(field_type) if t is not type(None))
+    try:
+        if field_type is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+                return value.lower() in ("true", "1", "yes")
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if field_type is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if field_type is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if field_type is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        pass
+    else:
+        raise ConfigError(f"Config key '{name}' has unsupported type {field_type!r}.")
+    raise ConfigError(
+        f"Config key '{name}' expects {getattr(field_type, '__name__', field_type)}, "
+        f"got {value!r}."
+    )
+
+
+def resolve_config(config_class: type, overrides: dict[str, Any] | None = None):
+    """Returns `config_class()` with `overrides` applied and validated.
+
+    Raises:
+        ConfigError: for an unknown key (the message lists the accepted keys), a value that
+            does not convert to the field's type, or a value outside the field's choices.
+    """
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    hints = typing.get_type_hints(config_class)
+    values = {}
+    for key, value in (overrides or {}).items():
+        if key not in fields:
+            raise ConfigError(
+                f"Unknown config key '{key}' for {config_class.__name__}. "
+                f"Accepted keys: {', '.join(sorted(fields))}."
+            )
+        converted = _convert(key, value, hints[key])
+        choices = fields[key].metadata.get("choices")
+        if choices and converted not in choices:
+            raise ConfigError(
+                f"Config key '{key}' must be one of {', '.join(choices)}; got {converted!r}."
+            )
+        values[key] = converted
+    config = config_class(**values)
+    validate = getattr(config, "validate", None)
+    if validate:
+        validate()
+    return config
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
+    """Parses `["key=value", ...]` (the CLI's `--set`) into a dict."""
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}.")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def config_to_dict(config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def save_config(config, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(config_to_dict(config), indent=2) + "\n")

@@ -1,0 +1,49 @@
+"""What a model family provides to the family-agnostic train / evaluate / export code."""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+
+class Family(abc.ABC):
+    """A model family bound to one dataset: the pieces `zoo.train`, `zoo.evaluate` and
+    `zoo.export` call, so that those stay the same for every entry."""
+
+    #: Name of the metric reported on the test split (the README's table column).
+    metric: str = ""
+
+    @abc.abstractmethod
+    def build(self, config, **overrides) -> keras.Model:
+        """A fresh, untrained model of the config's architecture (`zoo.build`)."""
+
+    @abc.abstractmethod
+    def prepare_model(self, config, run_dir: Path) -> keras.Model:
+        """A model ready to train: vocabularies built from the training data, embeddings set."""
+
+    @abc.abstractmethod
+    def training_data(self, model, config) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+        """(train, validation) datasets of preprocessed batches; validation is cut from train."""
+
+    @abc.abstractmethod
+    def compile(self, model, config) -> None:
+        """Compiles with the config's optimizer, BPTT gradient clipping and metrics."""
+
+    @abc.abstractmethod
+    def evaluate(self, model, config, split: str) -> dict:
+        """Metrics on a whole split, as a dict with `self.metric` among its keys."""
+
+    @abc.abstractmethod
+    def predict_records(self, model, inputs) -> list[dict]:
+        """Raw inputs -> one JSON-ready dict per input, the same fields the server returns."""
+
+    @abc.abstractmethod
+    def serving_function(self, model):
+        """A tf.function of raw tf.string inputs returning a dict of named outputs."""
+
+    @abc.abstractmethod
+    def serving_signature(self) -> list[tf.TensorSpec]:
+        """The input signature of `serving_function`."""

@@ -1,0 +1,113 @@
+import keras
+
+# The Keras built-ins below take their fused cuDNN kernels on a GPU when their arguments allow
+# it (tanh activations, no recurrent dropout); the cell library adds custom cells to this table.
+CELL_LAYERS = {
+    "elman": keras.layers.SimpleRNN,
+    "lstm": keras.layers.LSTM,
+    "gru": keras.layers.GRU,
+}
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class RecurrentStack(keras.layers.Layer):
+    """A stack of recurrent layers: any cell, uni- or bidirectional, any depth.
+
+    Right-padded masks from the embedding are honoured by every layer, so padded steps neither
+    change the states nor leak into the outputs.
+
+    Args:
+        cell: str. "elman" (vanilla tanh RNN), "lstm" (forget-gate bias initialised to 1) or
+            "gru" (Keras's reset-after variant).
+        units: int. Hidden size of each layer (per direction).
+        num_layers: int. Depth of the stack.
+        bidirectional: bool. Run each layer forward and backward.
+        merge_mode: str. How the two directions combine: "concat", "sum", "mul" or "ave".
+        dropout: float. Dropout on each layer's inputs.
+        recurrent_dropout: float. Dropout on the recurrent state (disables cuDNN kernels).
+        residual: bool. Add each layer's input to its output where the widths match.
+        return_sequences: bool. Return all steps of the last layer, else its final state.
+
+    Examples:
+    >>> stack = RecurrentStack(cell="gru", units=64, num_layers=2, bidirectional=True)
+    >>> outputs = stack(embedded_tokens)  # (batch, time, 128)
+    """
+
+    def __init__(
+        self,
+        cell="lstm",
+        units=128,
+        num_layers=1,
+        bidirectional=True,
+        merge_mode="concat",
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        residual=False,
+        return_sequences=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if cell not in CELL_LAYERS:
+            raise ValueError(f"cell must be one of {', '.join(CELL_LAYERS)}; got {cell!r}.")
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"merge_mode must be one of {', '.join(MERGE_MODES)}; got {merge_mode!r}.")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}.")
+        # === Layers ===
+        self.recurrent_layers = []
+        for index in range(num_layers):
+            last = index == num_layers - 1
+            layer = CELL_LAYERS[cell](
+                units,
+                return_sequences=return_sequences or not last,
+                dropout=dropout,
+                recurrent_dropout=recurrent_dropout,
+                name=f"{cell}_{index}",
+            )
+            if bidirectional:
+                layer = keras.layers.Bidirectional(
+                    layer, merge_mode=merge_mode, name=f"bidirectional_{cell}_{index}"
+                )
+            self.recurrent_layers.append(layer)
+        # === Config ===
+        self.cell = cell
+        self.units = units
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.merge_mode = merge_mode
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.residual = residual
+        self.return_sequences = return_sequences
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None, training=None):
+        outputs = inputs
+        for index, layer in enumerate(self.recurrent_layers):
+            layer_outputs = layer(outputs, mask=mask, training=training)
+            same_shape = layer_outputs.shape[-1] == outputs.shape[-1]
+            if self.residual and index > 0 and same_shape and len(layer_outputs.shape) == 3:
+                layer_outputs = layer_outputs + outputs
+            outputs = layer_outputs
+        return outputs
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "cell": self.cell,
+                "units": self.units,
+                "num_layers": self.num_layers,
+                "bidirectional": self.bidirectional,
+                "merge_mode": self.merge_mode,
+                "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout,
+                "residual": self.residual,
+                "return_sequences": self.return_sequences,
+            }
+        )
+        return config

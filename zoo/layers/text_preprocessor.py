@@ -1,0 +1,155 @@
+import collections
+
+import keras
+import tensorflow as tf
+
+from zoo.errors import InputError
+
+PAD_ID, OOV_ID = 0, 1
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+def standardize_text(text):
+    """Lower-cases, drops HTML line breaks and splits punctuation into tokens of its own.
+
+    Core TF ops only, so the same code runs in tf.data and in a SavedModel served by stock TF
+    Serving (no tensorflow-text). Invalid UTF-8 is replaced, never an error.
+    """
+    text = tf.strings.unicode_transcode(
+        text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+    )
+    text = tf.strings.lower(text, encoding="utf-8")
+    text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
+    # Punctuation carries sentiment ("!", "?") and separates words glued to it ("great.").
+    return tf.strings.regex_replace(text, r"([!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~])", r" \1 ")
+
+
+def most_frequent_words(sentences: list[list[str]], size: int) -> list[str]:
+    """The `size` most frequent words; ties broken by the word, so data order does not matter."""
+    counts = collections.Counter(word for sentence in sentences for word in sentence)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [word for word, _ in ranked[:size]]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TextPreprocessor(keras.layers.Layer):
+    """Maps raw strings to right-padded word ids, with TF ops that serve without tf-text.
+
+    Id 0 is padding, 1 is out-of-vocabulary and 2... are the vocabulary's words in order. Sequences longer than `sequence_length` are
+    truncated (keeping the start or the end); an empty string becomes a single
+    out-of-vocabulary token, so every input gets a valid answer.
+
+    Args:
+        vocabulary: list of str or None. Word list without the padding and OOV tokens; None
+            leaves the layer to be `adapt`ed.
+        vocabulary_size: int. Size of the vocabulary built by `adapt`, the two special ids
+            included (ignored when `vocabulary` is given).
+        sequence_length: int. Maximum number of tokens kept per text.
+        truncation: str. "post" keeps the first tokens, "pre" the last ones.
+
+    Examples:
+    >>> preprocessor = TextPreprocessor(vocabulary=["great", "film"])
+    >>> preprocessor(tf.constant(["A great film!"]))  # [[1, 2, 3, 1]]
+    """
+
+    def __init__(
+        self,
+        vocabulary=None,
+        vocabulary_size=20000,
+        sequence_length=400,
+        truncation="post",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if truncation not in ("pre", "post"):
+            raise ValueError(f"truncation must be 'pre' or 'post', got {truncation!r}.")
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.sequence_length = sequence_length
+        self.truncation = truncation
+        self.vocabulary = None
+        self.lookup_table = None
+        if vocabulary is not None:
+            self.set_vocabulary(vocabulary)
+        # Strings stay TF tensors: this layer runs in tf.data or a TF graph on any backend.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+        self.built = True
+
+    def set_vocabulary(self, vocabulary) -> None:
+        """Sets the word list (most frequent first), without the padding and OOV tokens."""
+        vocabulary = [w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in vocabulary]
+        if len(set(vocabulary)) != len(vocabulary):
+            raise ValueError("The vocabulary has duplicate words.")
+        self.vocabulary = vocabulary
+        self.vocabulary_size = len(vocabulary) + 2
+        # A static hash table is a core TF resource: the SavedModel carries it as an asset.
+        self.lookup_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(vocabulary, dtype=tf.string),
+                tf.range(2, len(vocabulary) + 2, dtype=tf.int64),
+            ),
+            default_value=OOV_ID,
+        )
+
+    def adapt(self, texts: tf.data.Dataset) -> None:
+        """Builds the vocabulary (the `vocabulary_size - 2` most frequent words) from raw strings."""
+        self.set_vocabulary(most_frequent_words(self.tokenize_corpus(texts), self.vocabulary_size - 2))
+
+    def tokenize_corpus(self, texts: tf.data.Dataset) -> list[list[str]]:
+        """Raw strings (a dataset, batched or not) -> lists of the words the model sees."""
+        texts = texts.unbatch() if texts.element_spec.shape.rank else texts
+        words = texts.batch(256).map(self.tokenize, num_parallel_calls=tf.data.AUTOTUNE)
+        return [
+            [word.decode("utf-8") for word in row]
+            for batch in words.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+            for row in batch
+        ]
+
+    def lookup_tables(self) -> list:
+        """TF resources an exported SavedModel must carry (tracked by `zoo.export`)."""
+        return [self.lookup_table] if self.lookup_table is not None else []
+
+    def get_vocabulary(self) -> list[str]:
+        return list(self.vocabulary or [])
+
+    def tokenize(self, text):
+        """Raw strings -> standardized word strings (tf.RaggedTensor), as the model sees them."""
+        return tf.strings.split(standardize_text(text))
+
+    def call(self, text, ragged=False):
+        text = tf.convert_to_tensor(text)
+        if text.dtype != tf.string:
+            raise InputError(f"TextPreprocessor expects strings, got a tensor of {text.dtype.name}.")
+        scalar = text.shape.rank == 0
+        if scalar:
+            text = tf.expand_dims(text, 0)
+        if self.lookup_table is None:
+            raise ValueError("TextPreprocessor has no vocabulary: pass one or call adapt().")
+        words = self.tokenize(text)
+        token_ids = words.with_flat_values(self.lookup_table.lookup(words.flat_values))
+        if self.truncation == "post":
+            token_ids = token_ids[:, : self.sequence_length]
+        else:
+            token_ids = token_ids[:, -self.sequence_length :]
+        empty = tf.cast(token_ids.row_lengths() == 0, tf.int64)
+        fill = tf.RaggedTensor.from_row_lengths(
+            tf.fill([tf.reduce_sum(empty)], tf.constant(OOV_ID, token_ids.dtype)), empty
+        )
+        token_ids = tf.concat([token_ids, fill], axis=1)
+        token_ids = tf.cast(token_ids, tf.int32)
+        if not ragged:
+            token_ids = token_ids.to_tensor(default_value=0)
+        return token_ids[0] if scalar else token_ids
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary": self.vocabulary,
+                "vocabulary_size": self.vocabulary_size,
+                "sequence_length": self.sequence_length,
+                "truncation": self.truncation,
+            }
+        )
+        return config

@@ -1,0 +1,98 @@
+"""A Keras model with a detachable preprocessor, after keras-hub's `Task`.
+
+The model itself maps preprocessed tensors (token ids) to outputs with `keras.ops` only, so it
+trains on any backend; the preprocessor is TF code that runs in tf.data. `predict`, `evaluate`
+and `fit` accept raw inputs and map the preprocessor over them in tf.data first.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.errors import InputError
+
+PREDICT_BATCH_SIZE = 64
+# Padding lengths are rounded up to a multiple of this, so JAX compiles a few shapes, not one
+# per review length. Padded steps are masked, so this does not change any output.
+PAD_MULTIPLE = 32
+
+
+def as_string_batch(inputs) -> tf.Tensor:
+    """Validates raw text inputs and returns them as a rank-1 tf.string tensor.
+
+    Accepts a str or bytes, or a list / tuple / 1-D array of them. Anything else raises an
+    InputError that says what is accepted.
+    """
+    if isinstance(inputs, (str, bytes)):
+        inputs = [inputs]
+    if isinstance(inputs, tf.Tensor):
+        if inputs.dtype != tf.string:
+            raise InputError(f"Expected string inputs, got a tensor of {inputs.dtype.name}.")
+        return tf.reshape(inputs, [-1])
+    if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "USO":
+        inputs = inputs.reshape(-1).tolist()
+    if not isinstance(inputs, (list, tuple)):
+        raise InputError(
+            "Expected a string or a list of strings (str or UTF-8 bytes), "
+            f"got {type(inputs).__name__}."
+        )
+    bad = [item for item in inputs if not isinstance(item, (str, bytes))]
+    if bad:
+        raise InputError(
+            "Expected a list of strings (str or UTF-8 bytes); "
+            f"found {type(bad[0]).__name__} value {bad[0]!r}."
+        )
+    if not inputs:
+        raise InputError("Expected at least one string, got an empty list.")
+    return tf.constant([item.encode("utf-8") if isinstance(item, str) else item for item in inputs])
+
+
+def pad_to_multiple(token_ids, multiple=PAD_MULTIPLE):
+    length = tf.shape(token_ids)[-1]
+    padding = (multiple - length % multiple) % multiple
+    return tf.pad(token_ids, [[0, 0], [0, padding]])
+
+
+class Task(keras.Model):
+    """Base for zoo models: a functional model plus `self.preprocessor` for raw inputs."""
+
+    def _is_raw(self, x) -> bool:
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            spec = spec[0] if isinstance(spec, tuple) else spec
+            return getattr(spec, "dtype", None) == tf.string
+        if isinstance(x, (np.ndarray, tf.Tensor)):
+            return x.dtype == tf.string or (isinstance(x, np.ndarray) and x.dtype.kind in "USO")
+        return isinstance(x, (str, bytes, list, tuple))
+
+    def _preprocess_dataset(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
+        if self.preprocessor is None:
+            raise InputError("This model has no preprocessor; pass preprocessed tensors.")
+
+        def preprocess(*element):
+            features = pad_to_multiple(self.preprocessor(element[0]))
+            return (features, *element[1:]) if len(element) > 1 else features
+
+        return dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+            tf.data.AUTOTUNE
+        )
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """Predicts from raw inputs (strings) or from preprocessed tensors."""
+        if self._is_raw(x):
+            if not isinstance(x, tf.data.Dataset):
+                x = tf.data.Dataset.from_tensor_slices(as_string_batch(x)).batch(
+                    batch_size or PREDICT_BATCH_SIZE
+                )
+            return super().predict(self._preprocess_dataset(x), **kwargs)
+        return super().predict(x, batch_size=batch_size, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        """Evaluates on raw inputs (strings, with labels `y`) or on preprocessed tensors."""
+        if self._is_raw(x):
+            if not isinstance(x, tf.data.Dataset):
+                x = tf.data.Dataset.from_tensor_slices((as_string_batch(x), y)).batch(
+                    batch_size or PREDICT_BATCH_SIZE
+                )
+            return super().evaluate(self._preprocess_dataset(x), **kwargs)
+        return super().evaluate(x, y, batch_size=batch_size, **kwargs)

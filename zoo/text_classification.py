@@ -1,0 +1,210 @@
+"""The many-to-one text classification family: raw text in, a class label out."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.transforms import bucket_by_length
+from zoo.config import CELLS, TrainingConfig, choice
+from zoo.errors import ConfigError
+from zoo.family import Family
+from zoo.layers import MERGE_MODES, POOLINGS, TextPreprocessor
+from zoo.layers.text_preprocessor import most_frequent_words
+from zoo.text_classifier import TextClassifier
+from zoo.word_vectors import word2vec_matrix
+
+
+@dataclasses.dataclass
+class TextClassificationConfig(TrainingConfig):
+    """Recipe of a text classifier: vocabulary, architecture and training."""
+
+    vocabulary_size: int = 20000
+    sequence_length: int = 400
+    truncation: str = choice("post", ("pre", "post"), "keep the first (post) or last (pre) words")
+    embedding_dim: int = 128
+    embedding_init: str = choice("word2vec", ("word2vec", "random"))
+    word2vec_epochs: int = 5
+    cell: str = choice("gru", CELLS)
+    units: int = 96
+    num_layers: int = 1
+    bidirectional: bool = True
+    merge_mode: str = choice("concat", MERGE_MODES)
+    pooling: str = choice("max_mean", POOLINGS)
+    embedding_dropout: float = 0.25
+    dropout: float = 0.3
+    recurrent_dropout: float = 0.0
+    residual: bool = False
+    bucket_step: int = 32
+
+    def validate(self) -> None:
+        positive = ("vocabulary_size", "sequence_length", "embedding_dim", "units", "num_layers",
+                    "epochs", "batch_size", "bucket_step")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"Config key '{name}' must be at least 1, got {getattr(self, name)}.")
+        if self.vocabulary_size < 3:
+            raise ConfigError("Config key 'vocabulary_size' must be at least 3 (padding, OOV, a word).")
+        for name in ("embedding_dropout", "dropout", "recurrent_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"Config key '{name}' must be in [0, 1), got {getattr(self, name)}.")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ConfigError("Config key 'validation_fraction' must be in (0, 1).")
+
+
+class TextClassificationFamily(Family):
+    """Text classifier over a dataset of (text, label) pairs.
+
+    Args:
+        load_split: callable. Split name (TFDS syntax, e.g. "train[:90%]") -> (text, label)
+            dataset.
+        class_names: tuple of str. Label names, in label-id order.
+        unlabeled_split: str or None. A split of unlabeled text that word2vec and the
+            vocabulary may also learn from.
+    """
+
+    metric = "accuracy"
+
+    def __init__(
+        self,
+        load_split: Callable[[str], tf.data.Dataset],
+        class_names: tuple[str, ...],
+        unlabeled_split: str | None = None,
+    ):
+        self.load_split = load_split
+        self.class_names = class_names
+        self.unlabeled_split = unlabeled_split
+
+    def build(self, config, preprocessor=None, **unused) -> TextClassifier:
+        if preprocessor is None:
+            preprocessor = TextPreprocessor(
+                vocabulary_size=config.vocabulary_size,
+                sequence_length=config.sequence_length,
+                truncation=config.truncation,
+            )
+            vocabulary_size = config.vocabulary_size
+        else:
+            vocabulary_size = preprocessor.vocabulary_size
+        return TextClassifier(
+            preprocessor=preprocessor,
+            vocabulary_size=vocabulary_size,
+            embedding_dim=config.embedding_dim,
+            cell=config.cell,
+            units=config.units,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional,
+            merge_mode=config.merge_mode,
+            pooling=config.pooling,
+            embedding_dropout=config.embedding_dropout,
+            dropout=config.dropout,
+            recurrent_dropout=config.recurrent_dropout,
+            residual=config.residual,
+            class_names=self.class_names,
+        )
+
+    def _train_split(self, config) -> str:
+        return f"train[:{round(100 * (1 - config.validation_fraction))}%]"
+
+    def _validation_split(self, config) -> str:
+        return f"train[{round(100 * (1 - config.validation_fraction))}%:]"
+
+    def prepare_model(self, config, run_dir: Path) -> TextClassifier:
+        texts = self.load_split(self._train_split(config)).map(lambda text, label: text)
+        if self.unlabeled_split:
+            texts = texts.concatenate(self.load_split(self.unlabeled_split).map(lambda t, l: t))
+        preprocessor = TextPreprocessor(
+            vocabulary_size=config.vocabulary_size,
+            sequence_length=config.sequence_length,
+            truncation=config.truncation,
+        )
+        print("Tokenizing the training and unlabeled text...", flush=True)
+        sentences = preprocessor.tokenize_corpus(texts)
+        preprocessor.set_vocabulary(most_frequent_words(sentences, config.vocabulary_size - 2))
+        (run_dir / "vocabulary.txt").write_text("\n".join(preprocessor.get_vocabulary()) + "\n")
+        model = self.build(config, preprocessor=preprocessor)
+        if config.embedding_init == "word2vec":
+            print(f"Training word2vec on {len(sentences):,} texts...", flush=True)
+            matrix = word2vec_matrix(
+                sentences,
+                preprocessor.get_vocabulary(),
+                dim=config.embedding_dim,
+                epochs=config.word2vec_epochs,
+                seed=config.seed,
+            )
+            model.token_embedding.embeddings.assign(matrix)
+        return model
+
+    def _batches(self, model, config, split: str, training: bool) -> tf.data.Dataset:
+        dataset = self.load_split(split).map(
+            lambda text, label: (model.preprocessor(text), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        if training:
+            dataset = dataset.cache().shuffle(
+                50_000, seed=config.seed, reshuffle_each_iteration=True
+            )
+        dataset = bucket_by_length(
+            dataset, config.batch_size, config.sequence_length, step=config.bucket_step
+        )
+        if training:
+            # Buckets fill at different rates; shuffling batches keeps lengths mixed in time.
+            dataset = dataset.shuffle(64, seed=config.seed)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def training_data(self, model, config):
+        train = self._batches(model, config, self._train_split(config), training=True)
+        validation = self._batches(model, config, self._validation_split(config), training=False)
+        return train, validation.cache()
+
+    def compile(self, model, config) -> None:
+        model.compile(
+            optimizer=keras.optimizers.Adam(
+                learning_rate=config.learning_rate,
+                clipnorm=config.clipnorm or None,
+                clipvalue=config.clipvalue or None,
+            ),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+
+    def evaluate(self, model, config, split: str) -> dict:
+        correct = total = 0
+        batches = self._batches(model, config, split, training=False)
+        for token_ids, labels in batches.as_numpy_iterator():
+            logits = keras.ops.convert_to_numpy(model.predict_on_batch(token_ids))
+            correct += int(np.sum(np.argmax(logits, axis=-1) == labels))
+            total += int(labels.shape[0])
+        return {"accuracy": correct / total, "num_examples": total}
+
+    def predict_records(self, model: TextClassifier, texts) -> list[dict]:
+        """Raw texts -> [{"label": ..., "probability": ...}], as the serving signature answers."""
+        logits = np.asarray(model.predict(texts, verbose=0), dtype="float64")
+        probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probabilities /= probabilities.sum(axis=-1, keepdims=True)
+        return [
+            {"label": model.class_names[index], "probability": float(row[index])}
+            for row, index in zip(probabilities, probabilities.argmax(axis=-1))
+        ]
+
+    def serving_signature(self):
+        return [tf.TensorSpec([None], tf.string, name="text")]
+
+    def serving_function(self, model: TextClassifier):
+        class_names = tf.constant(model.class_names)
+
+        def serve(text):
+            logits = model(model.preprocessor(text), training=False)
+            probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+            index = tf.argmax(probabilities, axis=-1)
+            return {
+                "label": tf.gather(class_names, index),
+                "probability": tf.reduce_max(probabilities, axis=-1),
+            }
+
+        return serve
+

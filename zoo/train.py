@@ -1,0 +1,112 @@
+"""Family-agnostic training: config -> data -> model.fit -> saved model -> test metrics."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import keras
+
+from zoo.config import config_to_dict, resolve_config, save_config
+from zoo.evaluate import evaluate_model
+from zoo.plots import plot_training_curves
+from zoo.registry import get_entry
+from zoo.runtime import ROOT, run_facts
+
+
+def save_model_atomically(model: keras.Model, path: Path) -> None:
+    """Saves `model` without optimizer state, via a temporary file renamed into place."""
+    # A fresh copy holds the weights only: the optimizer's slots would triple the file size.
+    clean = model.__class__.from_config(model.get_config())
+    clean.set_weights(model.get_weights())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial.keras")
+    clean.save(partial)
+    os.replace(partial, path)
+
+
+def train(
+    name: str,
+    overrides: dict | None = None,
+    output_dir: str | Path | None = None,
+    runs_dir: str | Path | None = None,
+    evaluate: bool = True,
+) -> dict:
+    """Trains entry `name` and saves it (by default to `saved_models/<name>/`).
+
+    Writes the resolved config, TensorBoard logs, a CSV log and a PNG of training curves to
+    `runs/<name>/<timestamp>/`; resumes a killed run from `runs/<name>/backup/`; keeps the
+    weights of the epoch with the best validation metric; then, unless `evaluate=False`,
+    measures the full test split into `metrics.json`. Returns the metrics (or the history).
+    """
+    entry = get_entry(name)
+    config = resolve_config(entry.config_class, overrides)
+    output_dir = Path(output_dir) if output_dir else entry.directory
+    runs_dir = Path(runs_dir) if runs_dir else ROOT / "runs"
+    timestamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = runs_dir / name / timestamp
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.json")
+    keras.utils.set_random_seed(config.seed)
+
+    started = time.time()
+    family = entry.family
+    model = family.prepare_model(config, run_dir)
+    train_data, validation_data = family.training_data(model, config)
+    family.compile(model, config)
+    monitor = f"val_{family.metric}"
+    best_weights = run_dir / "best.weights.h5"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(runs_dir / name / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            str(best_weights), monitor=monitor, mode="max", save_best_only=True,
+            save_weights_only=True,
+        ),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+    ]
+    if config.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, mode="max", patience=config.early_stopping_patience
+            )
+        )
+    history = model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch or None,
+        callbacks=callbacks,
+        verbose=int(os.environ.get("ZOO_VERBOSE", 1)),
+    )
+    if best_weights.exists():
+        model.load_weights(best_weights)
+    training_seconds = time.time() - started
+
+    history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
+    plot_training_curves(history_dict, run_dir / "curves.png", title=f"{name}: {config.cell}")
+    best_epoch = max(range(len(history_dict[monitor])), key=history_dict[monitor].__getitem__)
+    training = {
+        "entry": name,
+        "config": config_to_dict(config),
+        "epochs_run": len(history_dict[monitor]),
+        "best_epoch": best_epoch + 1,
+        f"best_{monitor}": history_dict[monitor][best_epoch],
+        "history": history_dict,
+        "training_wall_seconds": round(training_seconds, 1),
+        "run_dir": os.path.relpath(run_dir, ROOT),
+        **run_facts(),
+    }
+    save_model_atomically(model, run_dir / "model.keras")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run_dir / "model.keras", output_dir / ".model.keras.partial")
+    os.replace(output_dir / ".model.keras.partial", output_dir / "model.keras")
+    (output_dir / "training.json").write_text(json.dumps(training, indent=2) + "\n")
+    shutil.copyfile(run_dir / "curves.png", output_dir / "curves.png")
+    if not evaluate:
+        return training
+    return evaluate_model(name, output_dir=output_dir, config=config)
