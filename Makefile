@@ -45,8 +45,9 @@ test: setup
 		$(PY) -m pytest -ra
 
 bench: setup
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q '.[bench]'
 	ZOO_DATA_MIRROR=$(DATA_MIRROR) KERAS_BACKEND=$(BACKEND) TF_CPP_MIN_LOG_LEVEL=2 \
-		$(PY) -m bench.throughput
+		$(PY) -m bench.throughput $(BENCH_ARGS)
 
 lint: setup
 	$(PY) -m ruff check zoo pipelines tests bench

@@ -37,7 +37,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import zoo.entries  # noqa: F401  (registers the entries)
 
-    args = _parser(entry_names()).parse_args(argv)
+    parser = _parser(entry_names())
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops filling `inputs` at the first option: `predict NAME --model M "text"`.
+    if extra and args.command == "predict" and not any(a.startswith("-") for a in extra):
+        args.inputs += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "list":
             return _list()

@@ -13,6 +13,6 @@ register(
             unlabeled_split="unsupervised",
         ),
         config_class=TextClassificationConfig,
-        description="IMDB movie-review sentiment (many-to-one): BiGRU over word2vec-initialised embeddings",
+        description="many-to-one: IMDB review sentiment, BiGRU over word2vec-initialised embeddings",
     )
 )

@@ -57,13 +57,19 @@ class Task(keras.Model):
     """Base for zoo models: a functional model plus `self.preprocessor` for raw inputs."""
 
     def _is_raw(self, x) -> bool:
+        """False only for preprocessed inputs: numeric arrays or tensors, or datasets of them.
+
+        Everything else takes the raw-input path, which validates it and says what is accepted.
+        """
         if isinstance(x, tf.data.Dataset):
             spec = x.element_spec
             spec = spec[0] if isinstance(spec, tuple) else spec
             return getattr(spec, "dtype", None) == tf.string
-        if isinstance(x, (np.ndarray, tf.Tensor)):
-            return x.dtype == tf.string or (isinstance(x, np.ndarray) and x.dtype.kind in "USO")
-        return isinstance(x, (str, bytes, list, tuple))
+        if isinstance(x, np.ndarray):
+            return x.dtype.kind in "USO"
+        if isinstance(x, tf.Tensor) or keras.ops.is_tensor(x):
+            return getattr(x, "dtype", None) == tf.string
+        return True
 
     def _preprocess_dataset(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         if self.preprocessor is None:

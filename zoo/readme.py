@@ -1,0 +1,52 @@
+"""Keeps README's table of entries in step with each entry's metrics.json.
+
+`python -m zoo.readme` rewrites the table between the markers; a test fails if it is stale.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from zoo.registry import entry_names, get_entry
+from zoo.runtime import ROOT
+
+README = ROOT / "README.md"
+BEGIN, END = "<!-- entries:begin -->", "<!-- entries:end -->"
+
+
+def entries_table() -> str:
+    rows = [
+        "| entry | family | test metric (full official test split) | trained on | card |",
+        "|---|---|---|---|---|",
+    ]
+    for name in entry_names():
+        entry = get_entry(name)
+        metrics_path = entry.directory / "metrics.json"
+        measured, device = "not trained yet", ""
+        if metrics_path.exists():
+            metrics = json.loads(metrics_path.read_text())
+            measured = (
+                f"{metrics['metric']} **{100 * metrics['value']:.2f} %** "
+                f"({metrics['split']}, {metrics['num_examples']:,} examples)"
+            )
+            training = metrics.get("training") or {}
+            minutes = (training.get("training_wall_seconds") or 0) / 60
+            device = f"{training.get('device', '?')}, {minutes:.0f} min"
+        card = f"[card](saved_models/{name}/card.md)" if (entry.directory / "card.md").exists() else ""
+        rows.append(f"| `{name}` | {entry.description} | {measured} | {device} | {card} |")
+    return "\n".join(rows)
+
+
+def render(text: str) -> str:
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    return pattern.sub(lambda _: f"{BEGIN}\n{entries_table()}\n{END}", text)
+
+
+def main() -> None:
+    README.write_text(render(README.read_text()))
+
+
+if __name__ == "__main__":
+    main()
