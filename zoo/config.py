@@ -28,7 +28,7 @@ class TrainingConfig:
     """Settings every entry shares: optimisation, BPTT clipping, data split, seed."""
 
     seed: int = 1337
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 64
     learning_rate: float = 1e-3
     # Gradient clipping for BPTT: by global norm and/or by value (0 disables each).
