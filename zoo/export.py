@@ -73,7 +73,7 @@ def write_models_config(path: Path = MODELS_CONFIG) -> Path:
     blocks = []
     for name in entry_names():
         serving_dir = get_entry(name).directory / "serving"
-        if next_version(serving_dir) > 1 if serving_dir.exists() else False:
+        if serving_dir.exists() and next_version(serving_dir) > 1:
             blocks.append(
                 "  config {\n"
                 f'    name: "{name}"\n'

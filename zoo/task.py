@@ -1,8 +1,9 @@
 """A Keras model with a detachable preprocessor, after keras-hub's `Task`.
 
 The model itself maps preprocessed tensors (token ids) to outputs with `keras.ops` only, so it
-trains on any backend; the preprocessor is TF code that runs in tf.data. `predict`, `evaluate`
-and `fit` accept raw inputs and map the preprocessor over them in tf.data first.
+trains on any backend; the preprocessor is TF code that runs in tf.data. `predict` and
+`evaluate` accept raw inputs and map the preprocessor over them in tf.data first; training
+pipelines map it themselves (with length bucketing) and feed token ids.
 """
 
 import keras

@@ -125,5 +125,3 @@ class TextClassifier(Task):
             config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
         return cls(**config)
 
-
-__all__ = ["TextClassifier", "TextPreprocessor"]

@@ -54,6 +54,7 @@ def train(
     keras.utils.set_random_seed(config.seed)
 
     started = time.time()
+    facts_at_start = run_facts()  # The commit the run started from, not the one it ends on.
     family = entry.family
     model = family.prepare_model(config, run_dir)
     train_data, validation_data = family.training_data(model, config)
@@ -99,7 +100,7 @@ def train(
         "history": history_dict,
         "training_wall_seconds": round(training_seconds, 1),
         "run_dir": os.path.relpath(run_dir, ROOT),
-        **run_facts(),
+        **facts_at_start,
     }
     save_model_atomically(model, run_dir / "model.keras")
     output_dir.mkdir(parents=True, exist_ok=True)
