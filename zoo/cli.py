@@ -23,6 +23,8 @@ def _parser(entry_names: list[str]) -> argparse.ArgumentParser:
         sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config value (repeatable)")
         sub.add_argument("--output", help="model folder (default: saved_models/NAME)")
+        if command == "train":
+            sub.add_argument("--runs-dir", help="logs and resume state (default: runs/)")
     sub = with_entry("export", "export a SavedModel for TF Serving")
     sub.add_argument("--output", help="model folder (default: saved_models/NAME)")
     sub = with_entry("predict", "predict from raw inputs (arguments, or one per line on stdin)")
@@ -52,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             from zoo.config import parse_overrides
             from zoo.train import train
 
-            metrics = train(args.name, parse_overrides(args.set), output_dir=args.output)
+            metrics = train(
+                args.name, parse_overrides(args.set), output_dir=args.output,
+                runs_dir=args.runs_dir,
+            )
             print(json.dumps(_summary(metrics), indent=2))
         elif args.command == "eval":
             from zoo.config import parse_overrides, resolve_config
