@@ -94,13 +94,16 @@ def torch_samples_per_second(args, token_ids, labels) -> float | None:
 
 
 def main(argv=None) -> None:
+    from zoo.text_classification import TextClassificationConfig
+
+    recipe = TextClassificationConfig()  # Defaults: the pretrained sentiment model's recipe.
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cell", default="gru", choices=["lstm", "gru"])
-    parser.add_argument("--units", type=int, default=96)
-    parser.add_argument("--num-layers", type=int, default=1)
-    parser.add_argument("--embedding-dim", type=int, default=128)
-    parser.add_argument("--vocabulary-size", type=int, default=20000)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--cell", default=recipe.cell, choices=["lstm", "gru"])
+    parser.add_argument("--units", type=int, default=recipe.units)
+    parser.add_argument("--num-layers", type=int, default=recipe.num_layers)
+    parser.add_argument("--embedding-dim", type=int, default=recipe.embedding_dim)
+    parser.add_argument("--vocabulary-size", type=int, default=recipe.vocabulary_size)
+    parser.add_argument("--batch-size", type=int, default=recipe.batch_size)
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)

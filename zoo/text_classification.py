@@ -24,15 +24,15 @@ from zoo.word_vectors import word2vec_matrix
 class TextClassificationConfig(TrainingConfig):
     """Recipe of a text classifier: vocabulary, architecture and training."""
 
-    vocabulary_size: int = 20000
-    sequence_length: int = 400
-    truncation: str = choice("post", ("pre", "post"), "keep the first (post) or last (pre) words")
+    vocabulary_size: int = 25000
+    sequence_length: int = 800
+    truncation: str = choice("pre", ("pre", "post"), "keep the first (post) or last (pre) words")
     embedding_dim: int = 128
     embedding_init: str = choice("word2vec", ("word2vec", "random"))
     word2vec_epochs: int = 5
     cell: str = choice("gru", CELLS)
-    units: int = 96
-    num_layers: int = 1
+    units: int = 128
+    num_layers: int = 2
     bidirectional: bool = True
     merge_mode: str = choice("concat", MERGE_MODES)
     pooling: str = choice("max_mean", POOLINGS)
@@ -40,7 +40,7 @@ class TextClassificationConfig(TrainingConfig):
     dropout: float = 0.3
     recurrent_dropout: float = 0.0
     residual: bool = False
-    bucket_step: int = 32
+    bucket_step: int = 64
 
     def validate(self) -> None:
         positive = ("vocabulary_size", "sequence_length", "embedding_dim", "units", "num_layers",
