@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 ZOO := ZOO_DATA_MIRROR=$(DATA_MIRROR) TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m zoo
 SETS := $(foreach pair,$(SET),--set $(pair))
 
-.PHONY: setup test test-all bench list lint clean
+.PHONY: setup test test-all bench list lint clean gradient-norms
 
 setup: $(VENV)/.installed
 
@@ -48,6 +48,11 @@ bench: setup
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q '.[bench]'
 	ZOO_DATA_MIRROR=$(DATA_MIRROR) KERAS_BACKEND=$(BACKEND) TF_CPP_MIN_LOG_LEVEL=2 \
 		$(PY) -m bench.throughput $(BENCH_ARGS)
+
+# ||dL/dh_0|| against sequence length for Elman, LSTM and GRU: the vanishing-gradient plot.
+gradient-norms: setup
+	KERAS_BACKEND=tensorflow TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m zoo.gradient_norms \
+		--output docs/gradient_norms.png
 
 lint: setup
 	$(PY) -m ruff check zoo pipelines tests bench

@@ -13,7 +13,10 @@ def test_overrides_are_converted_from_strings():
         {"units": "32", "bidirectional": "false", "learning_rate": "0.01", "cell": "lstm"},
     )
     assert (config.units, config.bidirectional, config.learning_rate, config.cell) == (
-        32, False, 0.01, "lstm",
+        32,
+        False,
+        0.01,
+        "lstm",
     )
 
 
@@ -28,7 +31,10 @@ def test_unknown_key_lists_accepted_keys():
         ({"units": "many"}, "'units' expects int"),
         ({"units": 2.5}, "'units' expects int"),
         ({"bidirectional": "maybe"}, "'bidirectional' expects bool"),
-        ({"cell": "transformer"}, "'cell' must be one of elman, lstm, gru"),
+        (
+            {"cell": "transformer"},
+            "'cell' must be one of elman, jordan, lstm, peephole_lstm, gru, gru_cho",
+        ),
         ({"dropout": "1.5"}, "'dropout' must be in"),
         ({"units": "0"}, "'units' must be at least 1"),
     ],

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from zoo.config import CELLS
 from zoo.errors import InputError
 from zoo.layers import MaskedPooling, RecurrentStack, TextPreprocessor
 
@@ -18,9 +19,7 @@ def test_preprocessor_maps_words_punctuation_and_unknown_words():
 
 def test_preprocessor_gives_every_bad_string_a_valid_answer():
     preprocessor = TextPreprocessor(vocabulary=VOCABULARY, sequence_length=5)
-    ids = preprocessor(
-        tf.constant(["", "   ", b"\xff\xfe great", "É " * 500_000])
-    ).numpy()
+    ids = preprocessor(tf.constant(["", "   ", b"\xff\xfe great", "É " * 500_000])).numpy()
     np.testing.assert_array_equal(ids[0], [1, 0, 0, 0, 0])  # empty -> one unknown token
     np.testing.assert_array_equal(ids[1], [1, 0, 0, 0, 0])
     np.testing.assert_array_equal(ids[2], [1, 2, 0, 0, 0])  # invalid UTF-8 is replaced
@@ -56,13 +55,17 @@ def test_masked_pooling_ignores_padding():
     assert MaskedPooling("max_mean")(values, mask=mask).shape == (1, 4)
 
 
-@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_recurrent_stack_padded_batch_equals_each_sequence_alone(cell, return_sequences):
     keras.utils.set_random_seed(0)
     embedding = keras.layers.Embedding(10, 3, mask_zero=True)
     stack = RecurrentStack(
-        cell=cell, units=4, num_layers=2, bidirectional=True, residual=True,
+        cell=cell,
+        units=4,
+        num_layers=2,
+        bidirectional=True,
+        residual=True,
         return_sequences=return_sequences,
     )
     padded = np.array([[3, 4, 5, 6, 7], [2, 8, 9, 0, 0]], dtype="int32")

@@ -15,7 +15,8 @@ from typing import Any
 
 from zoo.errors import ConfigError
 
-CELLS = ("elman", "lstm", "gru")  # Jordan and peephole LSTM join with the cell library.
+# The recurrent cells of zoo.layers.RecurrentStack (its CELL_LAYERS table, in the same order).
+CELLS = ("elman", "jordan", "lstm", "peephole_lstm", "gru", "gru_cho")
 
 
 def choice(default: str, choices: tuple[str, ...], help: str = "") -> Any:

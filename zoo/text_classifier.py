@@ -1,6 +1,6 @@
 import keras
 
-from zoo.layers import MaskedPooling, RecurrentStack, TextPreprocessor
+from zoo.layers import MaskedPooling, RecurrentStack
 from zoo.task import Task
 
 
@@ -15,7 +15,8 @@ class TextClassifier(Task):
         preprocessor: TextPreprocessor or None. Maps raw strings to token ids.
         vocabulary_size: int. Rows of the embedding table (ids 0 and 1 are padding and OOV).
         embedding_dim: int. Width of the word embeddings.
-        cell: str. Recurrent cell: "elman", "lstm" or "gru".
+        cell: str. Recurrent cell: "elman", "jordan", "lstm", "peephole_lstm", "gru" or
+            "gru_cho" (see `RecurrentStack`).
         units: int. Hidden size of each recurrent layer, per direction.
         num_layers: int. Depth of the recurrent stack.
         bidirectional: bool. Run every recurrent layer in both directions.
@@ -124,4 +125,3 @@ class TextClassifier(Task):
         if isinstance(config.get("preprocessor"), dict):
             config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
         return cls(**config)
-

@@ -1,11 +1,39 @@
+import functools
+
 import keras
 
-# The Keras built-ins below take their fused cuDNN kernels on a GPU when their arguments allow
-# it (tanh activations, no recurrent dropout); the cell library adds custom cells to this table.
+from zoo.layers.jordan_rnn_cell import JordanRNNCell
+from zoo.layers.peephole_lstm_cell import PeepholeLSTMCell
+
+
+def custom_cell_layer(cell_class, units, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
+    """`keras.layers.RNN` over a `cell_class(units, ...)`, called like the Keras built-ins.
+
+    Dropout arguments and the dtype go to the cell, the other keyword arguments
+    (return_sequences, return_state, go_backwards, name, ...) to the RNN layer.
+    """
+    cell = cell_class(
+        units,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        seed=seed,
+        dtype=kwargs.get("dtype"),
+    )
+    return keras.layers.RNN(cell, **kwargs)
+
+
+# Cell name -> factory `(units, return_sequences=..., dropout=..., recurrent_dropout=..., name=...,
+# dtype=...) -> recurrent layer`. The Keras built-ins (SimpleRNN, LSTM, reset-after GRU) take
+# their fused cuDNN kernels on a GPU when their arguments allow it (tanh activations, no
+# recurrent dropout), so they stay built-ins; the other cells run in keras.layers.RNN's loop.
 CELL_LAYERS = {
     "elman": keras.layers.SimpleRNN,
-    "lstm": keras.layers.LSTM,
+    "jordan": functools.partial(custom_cell_layer, JordanRNNCell),
+    "lstm": functools.partial(keras.layers.LSTM, unit_forget_bias=True),
+    "peephole_lstm": functools.partial(custom_cell_layer, PeepholeLSTMCell),
     "gru": keras.layers.GRU,
+    # Cho et al. (2014): the reset gate acts before the recurrent matrix; no cuDNN kernel.
+    "gru_cho": functools.partial(keras.layers.GRU, reset_after=False),
 }
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 
@@ -18,14 +46,17 @@ class RecurrentStack(keras.layers.Layer):
     change the states nor leak into the outputs.
 
     Args:
-        cell: str. "elman" (vanilla tanh RNN), "lstm" (forget-gate bias initialised to 1) or
-            "gru" (Keras's reset-after variant).
+        cell: str. "elman" (vanilla tanh RNN), "jordan" (feeds back the previous output,
+            `JordanRNNCell`), "lstm" (forget-gate bias initialised to 1), "peephole_lstm"
+            (`PeepholeLSTMCell`), "gru" (Keras's reset-after variant, cuDNN-compatible) or
+            "gru_cho" (Cho et al. 2014: reset gate before the recurrent matrix).
         units: int. Hidden size of each layer (per direction).
         num_layers: int. Depth of the stack.
         bidirectional: bool. Run each layer forward and backward.
         merge_mode: str. How the two directions combine: "concat", "sum", "mul" or "ave".
         dropout: float. Dropout on each layer's inputs.
-        recurrent_dropout: float. Dropout on the recurrent state (disables cuDNN kernels).
+        recurrent_dropout: float. Dropout on the recurrent state (disables cuDNN kernels); for
+            "jordan", on the fed-back output.
         residual: bool. Add each layer's input to its output where the widths match.
         return_sequences: bool. Return all steps of the last layer, else its final state.
 
@@ -51,7 +82,9 @@ class RecurrentStack(keras.layers.Layer):
         if cell not in CELL_LAYERS:
             raise ValueError(f"cell must be one of {', '.join(CELL_LAYERS)}; got {cell!r}.")
         if merge_mode not in MERGE_MODES:
-            raise ValueError(f"merge_mode must be one of {', '.join(MERGE_MODES)}; got {merge_mode!r}.")
+            raise ValueError(
+                f"merge_mode must be one of {', '.join(MERGE_MODES)}; got {merge_mode!r}."
+            )
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}.")
         # === Layers ===
@@ -64,10 +97,14 @@ class RecurrentStack(keras.layers.Layer):
                 dropout=dropout,
                 recurrent_dropout=recurrent_dropout,
                 name=f"{cell}_{index}",
+                dtype=self.dtype_policy,
             )
             if bidirectional:
                 layer = keras.layers.Bidirectional(
-                    layer, merge_mode=merge_mode, name=f"bidirectional_{cell}_{index}"
+                    layer,
+                    merge_mode=merge_mode,
+                    name=f"bidirectional_{cell}_{index}",
+                    dtype=self.dtype_policy,
                 )
             self.recurrent_layers.append(layer)
         # === Config ===
@@ -81,6 +118,15 @@ class RecurrentStack(keras.layers.Layer):
         self.residual = residual
         self.return_sequences = return_sequences
         self.supports_masking = True
+
+    def build(self, input_shape):
+        # Building every layer here (not on the first call) lets .keras loading restore
+        # the weights into a fully built stack.
+        shape = input_shape
+        for layer in self.recurrent_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.built = True
 
     def call(self, inputs, mask=None, training=None):
         outputs = inputs
