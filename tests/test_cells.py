@@ -7,6 +7,7 @@ import pytest
 
 from tests.conftest import TINY_SENTIMENT, write_imdb_archive
 from zoo.config import CELLS, resolve_config
+from zoo.errors import ConfigError
 from zoo.layers import CELL_LAYERS, JordanRNNCell, PeepholeLSTMCell, RecurrentStack
 from zoo.registry import entry_names, get_entry
 
@@ -195,37 +196,48 @@ def test_padded_batch_equals_each_sequence_alone(cell, bidirectional):
             np.testing.assert_allclose(state[row], alone_state[0], atol=1e-5)
 
 
-def adam_first_moments(optimizer) -> np.ndarray:
-    return np.concatenate(
-        [keras.ops.convert_to_numpy(v).ravel() for v in optimizer.variables if "momentum" in v.path]
-    )
+CLIPPING_KEYS = ("clipnorm", "global_clipnorm", "clipvalue")
 
 
 @pytest.mark.parametrize(
-    "clipping, bound",
-    [
-        ({"clipnorm": 0.5, "clipvalue": 0.0}, "norm"),
-        ({"clipnorm": 0.0, "clipvalue": 0.25}, "value"),
-    ],
+    "key, bound", [("clipnorm", 0.5), ("global_clipnorm", 0.5), ("clipvalue", 0.25)]
 )
-def test_gradient_clipping_from_the_config_reaches_the_optimizer(clipping, bound):
+def test_gradient_clipping_from_the_config_reaches_the_optimizer(key, bound):
     entry = get_entry("sentiment")
+    clipping = {name: (bound if name == key else 0.0) for name in CLIPPING_KEYS}
     config = resolve_config(entry.config_class, {**TINY_SENTIMENT, **clipping})
     model = entry.family.build(config)
     entry.family.compile(model, config)
     optimizer = model.optimizer
-    assert optimizer.clipnorm == (clipping["clipnorm"] or None)
-    assert optimizer.clipvalue == (clipping["clipvalue"] or None)
-    weight = keras.Variable(np.zeros(16, "float32"), name="weight")
-    optimizer.apply_gradients([(keras.ops.full((16,), 1e12), weight)])
-    update = keras.ops.convert_to_numpy(weight)
-    assert np.all(np.isfinite(update)) and np.max(np.abs(update)) <= 1.01 * config.learning_rate
+    for name in CLIPPING_KEYS:
+        assert getattr(optimizer, name) == (clipping[name] or None)
+    weights = [keras.Variable(np.zeros(16, "float32"), name=f"weight_{i}") for i in range(2)]
+    optimizer.apply_gradients([(keras.ops.full((16,), 1e12), weight) for weight in weights])
+    for weight in weights:
+        update = keras.ops.convert_to_numpy(weight)
+        assert np.all(np.isfinite(update)) and np.max(np.abs(update)) <= 1.01 * config.learning_rate
     # Adam's first moment after one step is (1 - beta_1) times the gradient it was given.
-    used_gradient = adam_first_moments(optimizer) / (1.0 - optimizer.beta_1)
-    if bound == "norm":
-        assert np.linalg.norm(used_gradient) == pytest.approx(clipping["clipnorm"], rel=1e-4)
+    moments = [
+        keras.ops.convert_to_numpy(v) / (1.0 - optimizer.beta_1)
+        for v in optimizer.variables
+        if "momentum" in v.path
+    ]
+    if key == "clipnorm":  # each weight's gradient on its own
+        for used_gradient in moments:
+            assert np.linalg.norm(used_gradient) == pytest.approx(bound, rel=1e-4)
+    elif key == "global_clipnorm":  # all gradients together
+        total = np.sqrt(sum(np.sum(np.square(g)) for g in moments))
+        assert total == pytest.approx(bound, rel=1e-4)
     else:
-        np.testing.assert_allclose(used_gradient, clipping["clipvalue"], rtol=1e-4)
+        np.testing.assert_allclose(np.concatenate(moments), bound, rtol=1e-4)
+
+
+def test_two_kinds_of_clipping_at_once_are_refused():
+    entry = get_entry("sentiment")
+    config = resolve_config(entry.config_class, {**TINY_SENTIMENT, "clipnorm": 1, "clipvalue": 1})
+    model = entry.family.build(config)
+    with pytest.raises(ConfigError, match="at most one of clipnorm"):
+        entry.family.compile(model, config)
 
 
 # Each entry's tiny recipe and the writer of its tiny dataset archive(s) under a mirror folder.

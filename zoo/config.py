@@ -32,8 +32,11 @@ class TrainingConfig:
     epochs: int = 8
     batch_size: int = 64
     learning_rate: float = 1e-3
-    # Gradient clipping for BPTT: by global norm and/or by value (0 disables each).
+    # Gradient clipping for BPTT (0 disables; at most one of the three may be set): the norm of
+    # each weight's gradient (clipnorm), the norm of all gradients together (global_clipnorm),
+    # or each gradient value (clipvalue).
     clipnorm: float = 1.0
+    global_clipnorm: float = 0.0
     clipvalue: float = 0.0
     # Fraction of the official training split held out for model selection; the test split
     # is only ever used for the final number.

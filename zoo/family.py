@@ -8,6 +8,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from zoo.errors import ConfigError
+
 
 class Family(abc.ABC):
     """A model family bound to one dataset: the pieces `zoo.train`, `zoo.evaluate` and
@@ -47,3 +49,17 @@ class Family(abc.ABC):
     @abc.abstractmethod
     def serving_signature(self) -> list[tf.TensorSpec]:
         """The input signature of `serving_function`."""
+
+    def optimizer(self, config) -> keras.optimizers.Optimizer:
+        """Adam at the config's learning rate with its BPTT gradient clipping."""
+        clipping = {
+            key: getattr(config, key)
+            for key in ("clipnorm", "global_clipnorm", "clipvalue")
+            if getattr(config, key)
+        }
+        if len(clipping) > 1:
+            raise ConfigError(
+                "Set at most one of clipnorm, global_clipnorm and clipvalue (0 disables); "
+                f"got {', '.join(f'{key}={value}' for key, value in clipping.items())}."
+            )
+        return keras.optimizers.Adam(learning_rate=config.learning_rate, **clipping)

@@ -43,16 +43,30 @@ class TextClassificationConfig(TrainingConfig):
     bucket_step: int = 64
 
     def validate(self) -> None:
-        positive = ("vocabulary_size", "sequence_length", "embedding_dim", "units", "num_layers",
-                    "epochs", "batch_size", "bucket_step")
+        positive = (
+            "vocabulary_size",
+            "sequence_length",
+            "embedding_dim",
+            "units",
+            "num_layers",
+            "epochs",
+            "batch_size",
+            "bucket_step",
+        )
         for name in positive:
             if getattr(self, name) < 1:
-                raise ConfigError(f"Config key '{name}' must be at least 1, got {getattr(self, name)}.")
+                raise ConfigError(
+                    f"Config key '{name}' must be at least 1, got {getattr(self, name)}."
+                )
         if self.vocabulary_size < 3:
-            raise ConfigError("Config key 'vocabulary_size' must be at least 3 (padding, OOV, a word).")
+            raise ConfigError(
+                "Config key 'vocabulary_size' must be at least 3 (padding, OOV, a word)."
+            )
         for name in ("embedding_dropout", "dropout", "recurrent_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"Config key '{name}' must be in [0, 1), got {getattr(self, name)}.")
+                raise ConfigError(
+                    f"Config key '{name}' must be in [0, 1), got {getattr(self, name)}."
+                )
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError("Config key 'validation_fraction' must be in (0, 1).")
 
@@ -163,11 +177,7 @@ class TextClassificationFamily(Family):
 
     def compile(self, model, config) -> None:
         model.compile(
-            optimizer=keras.optimizers.Adam(
-                learning_rate=config.learning_rate,
-                clipnorm=config.clipnorm or None,
-                clipvalue=config.clipvalue or None,
-            ),
+            optimizer=self.optimizer(config),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
@@ -207,4 +217,3 @@ class TextClassificationFamily(Family):
             }
 
         return serve
-
