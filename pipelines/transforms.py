@@ -16,16 +16,23 @@ def bucket_by_length(
     max_length: int,
     step: int = 32,
     drop_remainder: bool = False,
+    length_fn=None,
 ) -> tf.data.Dataset:
-    """Batches (features, label) pairs of similar length, padded to their bucket's boundary.
+    """Batches examples of similar length, padded to their bucket's boundary.
 
-    Sequences are right-padded with 0. Padding to fixed boundaries keeps the number of
-    distinct batch shapes small (a handful of compilations under JAX / XLA), and grouping by
-    length keeps the wasted padded steps few.
+    An example is a (features, label) pair by default, whose length is that of `features`;
+    any other structure (dicts of sequences and labels, say) needs `length_fn(*element)`.
+    Every sequence in an example (a tensor of rank 1 or more: time first) is right-padded,
+    with 0 or "", to the bucket's boundary; scalars are just batched. Padding to fixed
+    boundaries keeps the number of distinct batch shapes small (a handful of compilations
+    under JAX / XLA), and grouping by length keeps the wasted padded steps few. Examples
+    longer than `max_length` go to a last bucket, padded to their own length.
     """
     boundaries = length_boundaries(max_length, step)
+    if length_fn is None:
+        length_fn = lambda features, *_: tf.shape(features)[0]
     return dataset.bucket_by_sequence_length(
-        element_length_func=lambda features, *_: tf.shape(features)[0],
+        element_length_func=length_fn,
         bucket_boundaries=[b + 1 for b in boundaries],
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         pad_to_bucket_boundary=False,
@@ -36,10 +43,20 @@ def bucket_by_length(
 def _pad_to_boundary(boundaries):
     boundaries = tf.constant(boundaries)
 
-    def pad(features, *rest):
-        length = tf.shape(features)[1]
-        target = boundaries[tf.reduce_sum(tf.cast(boundaries < length, tf.int32))]
-        features = tf.pad(features, [[0, 0], [0, target - length]])
-        return (features, *rest)
+    def pad(*element):
+        sequences = [t for t in tf.nest.flatten(element) if t.shape.rank >= 2]
+        length = tf.shape(sequences[0])[1]
+        index = tf.reduce_sum(tf.cast(boundaries < length, tf.int32))
+        target = tf.maximum(boundaries[tf.minimum(index, tf.size(boundaries) - 1)], length)
+
+        def pad_sequence(tensor):
+            if tensor.shape.rank < 2:
+                return tensor
+            paddings = [[0, 0], [0, target - tf.shape(tensor)[1]]]
+            paddings += [[0, 0]] * (tensor.shape.rank - 2)
+            return tf.pad(tensor, paddings, constant_values="" if tensor.dtype == tf.string else 0)
+
+        padded = tf.nest.map_structure(pad_sequence, element)
+        return padded if len(padded) > 1 else padded[0]
 
     return pad

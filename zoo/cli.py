@@ -34,10 +34,9 @@ def _parser(entry_names: list[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import zoo.entries  # noqa: F401  (registers the entries)
     from zoo.errors import ZooError
     from zoo.registry import entry_names, get_entry
-
-    import zoo.entries  # noqa: F401  (registers the entries)
 
     parser = _parser(entry_names())
     args, extra = parser.parse_known_args(argv)
@@ -104,7 +103,8 @@ def _predict(args) -> int:
 
     inputs = args.inputs
     if not inputs or inputs == ["-"]:
-        inputs = [line.rstrip("\n") for line in sys.stdin]
+        # Bytes, not text: the models replace invalid UTF-8 themselves instead of failing.
+        inputs = sys.stdin.buffer.read().splitlines()
     model = zoo.load(args.name, args.model)
     for record in get_entry(args.name).family.predict_records(model, inputs):
         print(json.dumps(record, ensure_ascii=False))

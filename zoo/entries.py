@@ -1,7 +1,13 @@
-"""The zoo's entries: one `register` call each."""
+"""The zoo's entries: one `register` call each (with the entry's recipe where it has its own)."""
 
+import dataclasses
+
+from pipelines.atis import load_atis
+from pipelines.conll2003 import TAG_NAMES as CONLL_TAG_NAMES
+from pipelines.conll2003 import load_conll2003
 from pipelines.imdb import load_imdb
 from zoo.registry import Entry, register
+from zoo.sequence_tagging import SequenceTaggingConfig, SequenceTaggingFamily
 from zoo.text_classification import TextClassificationConfig, TextClassificationFamily
 
 register(
@@ -14,5 +20,40 @@ register(
         ),
         config_class=TextClassificationConfig,
         description="many-to-one: IMDB review sentiment, BiGRU over word2vec-initialised embeddings",
+    )
+)
+
+
+@dataclasses.dataclass
+class SlotFillingConfig(SequenceTaggingConfig):
+    """ATIS: lower-cased, short utterances, 4,478 of them; contractions ("i'd") are one token."""
+
+    epochs: int = 40
+    batch_size: int = 16
+    early_stopping_patience: int = 8
+    units: int = 128
+    embedding_dropout: float = 0.3
+    dropout: float = 0.3
+    lowercase_characters: bool = True
+    split_clitics: bool = False
+
+
+register(
+    Entry(
+        name="slots",
+        family=SequenceTaggingFamily(load_split=load_atis, with_intent=True),
+        config_class=SlotFillingConfig,
+        description="many-to-many: ATIS slot filling + intent, char-CNN + 2 x BiLSTM + CRF",
+    )
+)
+
+register(
+    Entry(
+        name="ner",
+        family=SequenceTaggingFamily(
+            load_split=load_conll2003, tag_names=CONLL_TAG_NAMES, per_type_metrics=True
+        ),
+        config_class=SequenceTaggingConfig,
+        description="many-to-many: CoNLL-2003 NER, char-CNN + 2 x BiLSTM + CRF, word2vec on train",
     )
 )

@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 
 from zoo.config import resolve_config
+from zoo.errors import ZooError
 from zoo.registry import get_entry
 from zoo.runtime import run_facts
 
@@ -32,7 +33,10 @@ def evaluate_model(
     training = json.loads(training_path.read_text()) if training_path.exists() else {}
     if config is None:
         config = resolve_config(entry.config_class, training.get("config"))
-    model = keras.saving.load_model(output_dir / "model.keras", compile=False)
+    model_path = output_dir / "model.keras"
+    if not model_path.exists():
+        raise ZooError(f"No model to evaluate at {model_path}. Run `make train-{name}` first.")
+    model = keras.saving.load_model(model_path, compile=False)
     started = time.time()
     results = entry.family.evaluate(model, config, split)
     metrics = {

@@ -45,13 +45,27 @@ def as_string_batch(inputs) -> tf.Tensor:
         )
     if not inputs:
         raise InputError("Expected at least one string, got an empty list.")
-    return tf.constant([item.encode("utf-8") if isinstance(item, str) else item for item in inputs])
+    return tf.constant([utf8_bytes(item) if isinstance(item, str) else item for item in inputs])
 
 
-def pad_to_multiple(token_ids, multiple=PAD_MULTIPLE):
-    length = tf.shape(token_ids)[-1]
-    padding = (multiple - length % multiple) % multiple
-    return tf.pad(token_ids, [[0, 0], [0, padding]])
+def utf8_bytes(text: str) -> bytes:
+    """UTF-8 bytes of `text`; never fails (the models replace what is not valid UTF-8)."""
+    try:
+        # surrogateescape: command-line arguments that were not UTF-8 get their bytes back.
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # Other lone surrogates, such as "\ud800".
+        return text.encode("utf-8", "replace")
+
+
+def pad_to_multiple(features, multiple=PAD_MULTIPLE):
+    """Right-pads the time axis (axis 1) of a batch of features, or of each one in a dict."""
+
+    def pad(tensor):
+        length = tf.shape(tensor)[1]
+        padding = (multiple - length % multiple) % multiple
+        return tf.pad(tensor, [[0, 0], [0, padding]] + [[0, 0]] * (tensor.shape.rank - 2))
+
+    return tf.nest.map_structure(pad, features)
 
 
 class Task(keras.Model):
@@ -66,6 +80,8 @@ class Task(keras.Model):
             spec = x.element_spec
             spec = spec[0] if isinstance(spec, tuple) else spec
             return getattr(spec, "dtype", None) == tf.string
+        if isinstance(x, dict) and x:  # Named inputs of a multi-input model.
+            return any(self._is_raw(value) for value in x.values())
         if isinstance(x, np.ndarray):
             return x.dtype.kind in "USO"
         if isinstance(x, tf.Tensor) or keras.ops.is_tensor(x):

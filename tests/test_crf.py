@@ -1,0 +1,148 @@
+"""The CRF layer against brute-force enumeration of all tag paths, and span F1 against seqeval."""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+from seqeval.metrics import f1_score
+
+from zoo.layers.crf import CRF
+from zoo.span_f1 import SpanF1
+
+NUM_TAGS, LENGTH = 3, 4
+LENGTHS = [4, 2, 1]  # Real steps of each sequence; the rest is padding.
+
+
+@pytest.fixture(scope="module")
+def example():
+    rng = np.random.default_rng(7)
+    crf = CRF(NUM_TAGS)
+    crf.build((None, None, NUM_TAGS))
+    transitions = rng.normal(size=(NUM_TAGS, NUM_TAGS)).astype("float32")
+    start = rng.normal(size=NUM_TAGS).astype("float32")
+    end = rng.normal(size=NUM_TAGS).astype("float32")
+    crf.set_weights([transitions, start, end])
+    potentials = rng.normal(size=(len(LENGTHS), LENGTH, NUM_TAGS)).astype("float32")
+    mask = np.arange(LENGTH)[None, :] < np.array(LENGTHS)[:, None]
+
+    def path_score(row, path):
+        score = start[path[0]] + end[path[-1]] + potentials[row, 0, path[0]]
+        for step in range(1, len(path)):
+            score += transitions[path[step - 1], path[step]] + potentials[row, step, path[step]]
+        return score
+
+    def all_paths(row):
+        paths = list(itertools.product(range(NUM_TAGS), repeat=LENGTHS[row]))
+        return paths, np.array([path_score(row, path) for path in paths], dtype="float64")
+
+    return crf, potentials, mask, all_paths
+
+
+def numpy(tensor):
+    return keras.ops.convert_to_numpy(tensor)
+
+
+def test_forward_algorithm_negative_log_likelihood_equals_brute_force(example):
+    crf, potentials, mask, all_paths = example
+    rng = np.random.default_rng(0)
+    tags = rng.integers(0, NUM_TAGS, size=(len(LENGTHS), LENGTH))
+    nll = numpy(crf.negative_log_likelihood(potentials, tags, mask))
+    for row, length in enumerate(LENGTHS):
+        paths, scores = all_paths(row)
+        log_partition = np.log(np.exp(scores).sum())
+        gold = scores[paths.index(tuple(tags[row, :length]))]
+        np.testing.assert_allclose(nll[row], log_partition - gold, rtol=1e-5, atol=1e-5)
+
+
+def test_viterbi_equals_brute_force_argmax_and_pads_with_zeros(example):
+    crf, potentials, mask, all_paths = example
+    tags, best_scores = crf.viterbi_decode(potentials, mask)
+    tags, best_scores = numpy(tags), numpy(best_scores)
+    assert tags.dtype == np.int32 and tags.shape == (len(LENGTHS), LENGTH)
+    for row, length in enumerate(LENGTHS):
+        paths, scores = all_paths(row)
+        assert tuple(tags[row, :length]) == paths[int(scores.argmax())]
+        assert np.all(tags[row, length:] == 0)
+        np.testing.assert_allclose(best_scores[row], scores.max(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(numpy(crf(potentials, mask=mask)), tags)
+
+
+def test_marginals_equal_brute_force_and_are_zero_on_padding(example):
+    crf, potentials, mask, all_paths = example
+    marginals = numpy(crf.marginals(potentials, mask))
+    for row, length in enumerate(LENGTHS):
+        paths, scores = all_paths(row)
+        probabilities = np.exp(scores - np.log(np.exp(scores).sum()))
+        for step in range(length):
+            for tag in range(NUM_TAGS):
+                expected = probabilities[[path[step] == tag for path in paths]].sum()
+                np.testing.assert_allclose(marginals[row, step, tag], expected, atol=1e-5)
+        assert np.all(marginals[row, length:] == 0)
+
+
+def test_padding_changes_nothing(example):
+    crf, potentials, _, _ = example
+    row = potentials[1:2, :2]  # Length 2, no padding.
+    padded = np.concatenate([row, np.full((1, 5, NUM_TAGS), 9.0, "float32")], axis=1)
+    padded_mask = np.arange(7)[None, :] < 2
+    tags = np.array([[2, 1]])
+    padded_tags = np.array([[2, 1, 0, 2, 2, 1, 0]])
+    np.testing.assert_allclose(
+        numpy(crf.negative_log_likelihood(row, tags)),
+        numpy(crf.negative_log_likelihood(padded, padded_tags, padded_mask)),
+        rtol=1e-6,
+    )
+    np.testing.assert_array_equal(numpy(crf(row))[0], numpy(crf(padded, mask=padded_mask))[0, :2])
+
+
+def test_gradients_are_finite_and_reach_the_transitions():
+    import tensorflow as tf
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("gradient check written with tf.GradientTape")
+    crf = CRF(4)
+    crf.build((None, None, 4))
+    potentials = tf.constant(np.random.default_rng(1).normal(size=(2, 5, 4)).astype("float32"))
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    with tf.GradientTape() as tape:
+        tape.watch(potentials)
+        loss = tf.reduce_mean(crf.negative_log_likelihood(potentials, np.ones((2, 5)), mask))
+    gradients = tape.gradient(loss, [potentials, *crf.trainable_variables])
+    assert all(np.all(np.isfinite(g.numpy())) for g in gradients)
+    assert np.all(gradients[0].numpy()[0, 3:] == 0)  # Padded steps get no gradient.
+    assert np.abs(gradients[1].numpy()).sum() > 0
+
+
+def test_crf_config_round_trip_and_errors():
+    crf = CRF(5, name="crf")
+    assert CRF.from_config(crf.get_config()).get_config() == crf.get_config()
+    with pytest.raises(ValueError, match="num_tags must be a positive integer"):
+        CRF(0)
+
+
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "I-ORG"]
+
+
+def test_span_f1_equals_seqeval_on_random_tag_sequences():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        gold = rng.integers(0, len(TAGS), size=(6, 9))
+        noise = rng.integers(0, len(TAGS), size=gold.shape)
+        predicted = np.where(rng.random(gold.shape) < 0.6, gold, noise)
+        lengths = rng.integers(1, 10, size=6)
+        mask = np.arange(9)[None, :] < lengths[:, None]
+        metric = SpanF1(TAGS)
+        metric.update_state(gold, predicted, mask)
+        expected = f1_score(
+            [[TAGS[i] for i in row[:n]] for row, n in zip(gold, lengths)],
+            [[TAGS[i] for i in row[:n]] for row, n in zip(predicted, lengths)],
+        )
+        np.testing.assert_allclose(float(metric.result()), expected, atol=1e-6)
+
+
+def test_span_f1_rejects_tags_that_are_not_iob():
+    with pytest.raises(ValueError, match="not in IOB format"):
+        SpanF1(["O", "PER"])
+    metric = SpanF1(TAGS)
+    assert SpanF1.from_config(metric.get_config()).tag_names == TAGS

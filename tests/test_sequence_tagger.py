@@ -1,0 +1,252 @@
+"""The sequence tagger, its preprocessor and its config, on tiny hand-made vocabularies."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from tests.conftest import subprocess_env
+from tests.tagging_fixtures import TINY_TAGGER
+from zoo.config import resolve_config
+from zoo.errors import ConfigError, InputError, UnknownEntryError
+from zoo.layers.character_encoder import CharacterEncoder
+from zoo.layers.sequence_tagger_preprocessor import SequenceTaggerPreprocessor
+from zoo.sequence_tagger import SequenceTagger
+from zoo.sequence_tagging import SequenceTaggingConfig
+
+WORDS = ["to", "from", "boston", "denver", "flights", "the", "0"]
+CHARACTERS = list("abcdefghijklmnopqrstuvwxyzBD0.")
+TAGS = ["O", "B-city", "I-city", "B-date"]
+INTENTS = ["flight", "fare"]
+SENTENCES = ["flights from Boston to Denver", "the 12 flights", "to boston ."]
+
+
+def tiny_tagger(**overrides) -> SequenceTagger:
+    preprocessor = SequenceTaggerPreprocessor(
+        vocabulary=WORDS,
+        characters=CHARACTERS,
+        sequence_length=12,
+        max_word_length=6,
+        split_clitics=True,
+    )
+    config = {
+        "vocabulary_size": len(WORDS) + 2,
+        "character_vocabulary_size": len(CHARACTERS) + 2,
+        "max_word_length": 6,
+        "tag_names": TAGS,
+        "intent_names": INTENTS,
+        "embedding_dim": 4,
+        "character_embedding_dim": 3,
+        "character_units": 4,
+        "units": 3,
+        "num_layers": 2,
+        **overrides,
+    }
+    return SequenceTagger(preprocessor=preprocessor, **config)
+
+
+@pytest.mark.parametrize(
+    "text, split_clitics, tokens",
+    [
+        ("Flights from Boston, please.", False, ["Flights", "from", "Boston", ",", "please", "."]),
+        ('He said "no" (twice)!', False, ["He", "said", '"', "no", '"', "(", "twice", ")", "!"]),
+        (
+            "The U.S. sold 1,000 shares on 1996-08-22 .",
+            False,
+            ["The", "U.S.", "sold", "1,000", "shares", "on", "1996-08-22", "."],
+        ),
+        ("It costs $5 at St. Louis", False, ["It", "costs", "$", "5", "at", "St.", "Louis"]),
+        ("i'd like Germany's", False, ["i'd", "like", "Germany's"]),
+        ("I don't like Germany's", True, ["I", "do", "n't", "like", "Germany", "'s"]),
+        ("  spaced\tout \n", False, ["spaced", "out"]),
+        ("", False, []),
+    ],
+)
+def test_tokenizer_splits_punctuation_like_the_datasets(text, split_clitics, tokens):
+    preprocessor = SequenceTaggerPreprocessor(split_clitics=split_clitics)
+    assert preprocessor.tokenize(tf.constant([text])).to_list() == [[t.encode() for t in tokens]]
+
+
+def test_preprocessor_encodes_words_lowercased_and_characters_cased():
+    preprocessor = tiny_tagger().preprocessor
+    features = preprocessor(tf.constant(["Boston 12", ""]))
+    token_ids = features["token_ids"].numpy()
+    # "Boston" -> "boston" (id 4); "12" -> "00", not in the vocabulary (OOV id 1); padding 0.
+    np.testing.assert_array_equal(token_ids, [[4, 1], [0, 0]])
+    characters = features["character_ids"].numpy()
+    assert characters.shape == (2, 2, 6)
+    expected_b = CHARACTERS.index("B") + 2
+    assert characters[0, 0, 0] == expected_b and characters[0, 1, 2] == 0  # 6 wide, padded
+    assert preprocessor(tf.constant("one"))["token_ids"].shape == (1,)
+    single = preprocessor.encode_tokens(tf.constant(["to", "Denver"]))
+    np.testing.assert_array_equal(single["token_ids"].numpy(), [2, 5])
+
+
+def test_preprocessor_errors_are_clear():
+    with pytest.raises(ValueError, match="has no vocabulary"):
+        SequenceTaggerPreprocessor()(tf.constant(["text"]))
+    with pytest.raises(InputError, match="expects strings"):
+        tiny_tagger().preprocessor.tokenize(tf.constant([1, 2]))
+    with pytest.raises(ValueError, match="single characters"):
+        SequenceTaggerPreprocessor(characters=["ab"])
+
+
+@pytest.mark.parametrize("overrides", [{}, {"head": "softmax", "character_encoder": "bilstm"}])
+def test_config_and_saved_model_round_trip(overrides):
+    model = tiny_tagger(cell="gru", merge_mode="sum", **overrides)
+    clone = SequenceTagger.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    path = os.path.join(tempfile.mkdtemp(), "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_config() == model.get_config()
+    expected, actual = model.predict(SENTENCES, verbose=0), loaded.predict(SENTENCES, verbose=0)
+    for key in expected:
+        np.testing.assert_allclose(actual[key], expected[key], atol=1e-6)
+
+
+def test_layer_config_round_trips():
+    encoder = CharacterEncoder(10, embedding_dim=3, encoder="bilstm", units=2, kernel_size=5)
+    assert CharacterEncoder.from_config(encoder.get_config()).get_config() == encoder.get_config()
+    preprocessor = tiny_tagger().preprocessor
+    clone = SequenceTaggerPreprocessor.from_config(preprocessor.get_config())
+    assert clone.get_config() == preprocessor.get_config()
+
+
+def test_raw_string_predict_equals_preprocessed_predict():
+    model = tiny_tagger()
+    raw = model.predict(SENTENCES, verbose=0)
+    features = model.preprocessor(tf.constant(SENTENCES))
+    preprocessed = model.predict({k: v.numpy() for k, v in features.items()}, verbose=0)
+    length = features["token_ids"].shape[1]
+    np.testing.assert_array_equal(raw["tag_ids"][:, :length], preprocessed["tag_ids"])
+    np.testing.assert_allclose(raw["tag_scores"][:, :length], preprocessed["tag_scores"], atol=1e-5)
+    np.testing.assert_allclose(raw["intent_logits"], preprocessed["intent_logits"], atol=1e-5)
+    dataset = tf.data.Dataset.from_tensor_slices(SENTENCES).batch(2)
+    from_dataset = model.predict(dataset, verbose=0)
+    np.testing.assert_array_equal(from_dataset["tag_ids"][:, :length], preprocessed["tag_ids"])
+    np.testing.assert_allclose(from_dataset["intent_logits"], raw["intent_logits"], atol=1e-5)
+
+
+@pytest.mark.parametrize("head", ["crf", "softmax"])
+def test_padding_and_neighbours_do_not_change_outputs(head):
+    model = tiny_tagger(head=head)
+    alone = model.predict(["flights to boston"], verbose=0)
+    together = model.predict(["flights to boston", "the " * 11], verbose=0)
+    np.testing.assert_array_equal(alone["tag_ids"][0, :3], together["tag_ids"][0, :3])
+    np.testing.assert_allclose(alone["tag_scores"][0, :3], together["tag_scores"][0, :3], atol=1e-5)
+    np.testing.assert_allclose(alone["intent_logits"][0], together["intent_logits"][0], atol=1e-5)
+    assert np.all(together["tag_ids"][0, 3:] == 0)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"cell": "lstm", "head": "crf"}, {"cell": "gru", "head": "softmax", "intent_names": None}],
+)
+def test_one_training_step_updates_weights_and_reports_f1(overrides):
+    model = tiny_tagger(dropout=0.1, **overrides)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01, clipnorm=1.0))
+    features = model.preprocessor(tf.constant(SENTENCES))
+    x = {k: v.numpy() for k, v in features.items()}
+    tags = np.zeros(x["token_ids"].shape, "int32")
+    tags[0, 2], tags[0, 4] = 1, 1
+    y = {"tags": tags}
+    if model.intent_names:
+        y["intent"] = np.array([0, 1, -1])  # -1: an intent the model does not know
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(x, y, batch_size=3, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert 0.0 <= history.history["f1"][0] <= 1.0
+    assert ("intent_accuracy" in history.history) == bool(model.intent_names)
+    assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_tag_probabilities_are_probabilities():
+    for head in ("crf", "softmax"):
+        model = tiny_tagger(head=head)
+        outputs = model.predict(SENTENCES, verbose=0)
+        mask = outputs["tag_ids"] * 0 + (np.arange(outputs["tag_ids"].shape[1]) < 3)
+        probabilities = keras.ops.convert_to_numpy(
+            model.tag_probabilities(outputs["tag_scores"], outputs["tag_ids"], mask > 0)
+        )
+        assert np.all((probabilities[:, :3] > 0) & (probabilities[:, :3] <= 1 + 1e-6))
+        assert np.all(probabilities[:, 3:] == 0)
+
+
+def test_predict_gives_valid_answers_for_odd_strings():
+    model = tiny_tagger()
+    texts = ["", b"\xff\xfe\xfd", "boston " * 200_000, "✈ ünïcödé", "lone \ud800 surrogate"]
+    outputs = model.predict(texts, verbose=0)
+    assert outputs["tag_ids"].shape == (5, 32)  # 12 tokens kept, padded to a multiple of 32
+    assert np.all(outputs["tag_ids"][0] == 0) and np.all(np.isfinite(outputs["tag_scores"]))
+    assert model.predict("a single string", verbose=0)["tag_ids"].shape[0] == 1
+
+
+@pytest.mark.parametrize(
+    "bad_input, message",
+    [
+        (42, "Expected a string or a list of strings"),
+        ([None], "found NoneType"),
+        (["fine", 3.5], "found float"),
+        ([], "at least one string"),
+    ],
+)
+def test_predict_rejects_non_strings_clearly(bad_input, message):
+    with pytest.raises(InputError, match=message):
+        tiny_tagger().predict(bad_input, verbose=0)
+
+
+def test_config_validation_and_build():
+    with pytest.raises(ConfigError, match="Unknown config key 'colour'.*Accepted keys"):
+        resolve_config(SequenceTaggingConfig, {"colour": "red"})
+    with pytest.raises(ConfigError, match="'head' must be one of softmax, crf"):
+        resolve_config(SequenceTaggingConfig, {"head": "hmm"})
+    with pytest.raises(ConfigError, match="'word_dropout' must be in"):
+        resolve_config(SequenceTaggingConfig, {"word_dropout": "1.5"})
+    with pytest.raises(UnknownEntryError, match="Known entries: .*ner.*slots"):
+        zoo.build("nerr")
+    model = zoo.build("ner", **{**TINY_TAGGER, "cell": "peephole_lstm", "head": "softmax"})
+    assert isinstance(model, SequenceTagger) and model.intent_names is None
+    assert (model.cell, model.head, len(model.tag_names)) == ("peephole_lstm", "softmax", 9)
+    features = {"token_ids": np.array([[2, 3, 0]]), "character_ids": np.ones((1, 3, 8), "int32")}
+    assert model.predict(features, verbose=0)["tag_scores"].shape == (1, 3, 9)
+    slots = zoo.build("slots", **TINY_TAGGER)
+    assert slots.intent_names and slots.preprocessor.lowercase_characters
+
+
+JAX_SMOKE = textwrap.dedent("""
+    import keras, numpy as np
+    import zoo
+    assert keras.backend.backend() == "jax"
+    model = zoo.build("slots", **{tiny}, cell="gru")
+    model.preprocessor.set_vocabulary(["to", "boston"])
+    model.preprocessor.set_characters(list("abcdefghijklmnopqrstuvwxyz"))
+    model.compile(optimizer=keras.optimizers.Adam(global_clipnorm=5.0))
+    features = model.preprocessor(np.array(["to boston", "boston"]))
+    x = {{k: v.numpy() for k, v in features.items()}}
+    y = {{"tags": np.zeros((2, 2), "int32"), "intent": np.zeros(2, "int32")}}
+    history = model.fit(x, y, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and "f1" in history.history
+    print(model.predict(["to Boston", ""], verbose=0)["tag_ids"].shape)
+    """)
+
+
+def test_jax_backend_trains_the_crf_tagger_one_step():
+    pytest.importorskip("jax")
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_SMOKE.format(tiny=TINY_TAGGER)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(KERAS_BACKEND="jax"),
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(2, 32)" in result.stdout

@@ -1,0 +1,204 @@
+"""train -> eval -> export -> serve for `slots` and `ner`, on tiny mirrors written in the test."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import zoo
+from tests.conftest import REPO, subprocess_env
+from tests.tagging_fixtures import (
+    ATIS_TEST,
+    CONLL_COPIES,
+    CONLL_SENTENCES,
+    TINY_TAGGER,
+    write_atis_mirror,
+    write_conll_mirror,
+)
+from tests.test_sentiment_end_to_end import tensorflow_only_site
+from zoo.evaluate import evaluate_model
+from zoo.export import export_model
+from zoo.registry import get_entry
+from zoo.train import train
+
+SERVE = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    serving = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+    texts = json.loads(sys.stdin.read())
+    outputs = serving(text=tf.constant([t.encode("latin-1") for t in texts]))
+
+    def plain(value):
+        value = value.numpy()
+        if value.dtype == object:
+            return [[b.decode() for b in row] if value.ndim == 2 else row.decode() for row in value]
+        return value.tolist()
+
+    print(json.dumps({
+        "outputs": {name: plain(value) for name, value in outputs.items()},
+        "dtypes": {name: value.dtype.name for name, value in outputs.items()},
+        "inputs": {k: (v.dtype.name, v.shape.as_list())
+                   for k, v in serving.structured_input_signature[1].items()},
+        "forbidden_modules": [m for m in ("keras", "zoo", "tensorflow_text") if m in sys.modules],
+    }))
+    try:
+        serving(text=tf.constant([1.5]))
+    except (TypeError, ValueError, tf.errors.InvalidArgumentError) as error:
+        print("REJECTED", type(error).__name__, str(error).splitlines()[0])
+    """)
+TEXTS = {
+    "slots": [
+        "I want to fly from Boston to Denver.",
+        "",
+        "boston " * 200_000,
+        "\xff\xfe bytes that are not UTF-8",
+        "what flights leave denver on monday",
+    ],
+    "ner": [
+        "EU rejects German call to boycott British lamb.",
+        "",
+        "Spain " * 200_000,
+        "\xff\xfe bytes that are not UTF-8",
+        "Peter Blackburn didn't end in Brussels",
+    ],
+}
+
+
+@pytest.fixture(scope="module", params=["slots", "ner"])
+def trained(request, tmp_path_factory):
+    name = request.param
+    root = tmp_path_factory.mktemp(name)
+    write_atis_mirror(root / "mirror")
+    write_conll_mirror(root / "mirror")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOO_DATA_MIRROR", str(root / "mirror"))
+        patch.setenv("ZOO_DATA_DIR", str(root / "tfds"))
+        patch.setenv("ZOO_VERBOSE", "0")
+        overrides = {**TINY_TAGGER, "embedding_init": "word2vec", "word2vec_epochs": 1}
+        if name == "ner":
+            overrides["character_encoder"] = "bilstm"
+        metrics = train(name, overrides, output_dir=root / "model", runs_dir=root / "runs")
+        yield name, root, metrics
+
+
+def test_training_and_evaluation_cover_the_whole_splits(trained, monkeypatch):
+    name, root, metrics = trained
+    assert metrics["metric"] == "f1" and metrics["split"] == "test"
+    assert 0.0 <= metrics["value"] <= 1.0 and metrics["value"] == metrics["f1"]
+    if name == "slots":
+        assert metrics["num_examples"] == len(ATIS_TEST) and metrics["dev"]["num_examples"] == 2
+        assert 0.0 <= metrics["intent_accuracy"] <= 1.0
+        assert metrics["tokenizer_agreement"] == 1.0
+    else:
+        sentences = len(CONLL_SENTENCES)
+        assert metrics["num_examples"] == sentences * CONLL_COPIES["eng.testb"]
+        assert metrics["dev"]["num_examples"] == sentences * CONLL_COPIES["eng.testa"]
+        assert set(metrics["per_type"]) == {"LOC", "MISC", "ORG", "PER"}
+    (run_dir,) = (root / "runs" / name).glob("2*")
+    assert (run_dir / "tags.txt").read_text().splitlines()[0] == "O"
+    assert json.loads((root / "model" / "training.json").read_text())["history"]["val_f1"]
+
+    monkeypatch.setenv("ZOO_DATA_MIRROR", str(root / "mirror"))
+    monkeypatch.setenv("ZOO_DATA_DIR", str(root / "tfds"))
+    again = evaluate_model(name, output_dir=root / "model")
+    assert again["value"] == metrics["value"] and again["dev"] == metrics["dev"]
+
+
+def test_exported_saved_model_serves_with_tensorflow_alone(trained, tmp_path):
+    name, root, _ = trained
+    version_dir = export_model(name, model_dir=root / "model")
+    assert version_dir.name == "1" and not list(version_dir.parent.glob(".partial*"))
+    texts = TEXTS[name]
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", SERVE, str(version_dir)],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**subprocess_env(), "PYTHONPATH": str(tensorflow_only_site(tmp_path / "site"))},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    served = json.loads(lines[0])
+    assert served["forbidden_modules"] == []
+    assert served["inputs"] == {"text": ["string", [None]]}
+    assert lines[1].startswith("REJECTED") and "string" in lines[1]
+    outputs = served["outputs"]
+    expected_keys = {"tokens", "tags", "tag_probability", "num_tokens"}
+    if name == "slots":
+        expected_keys |= {"intent", "intent_probability"}
+    assert set(outputs) == expected_keys
+    assert served["dtypes"]["tag_probability"] == "float32"
+
+    model = zoo.load(name, root / "model" / "model.keras")
+    records = get_entry(name).family.predict_records(model, [t.encode("latin-1") for t in texts])
+    assert outputs["num_tokens"][1] == 0 and set(outputs["tags"][1]) == {""}
+    assert outputs["num_tokens"][2] == model.preprocessor.sequence_length  # cut, and says so
+    for row, record in enumerate(records):
+        length = outputs["num_tokens"][row]
+        assert outputs["tokens"][row][:length] == record["tokens"]
+        assert outputs["tags"][row][:length] == record["tags"]
+        assert set(outputs["tags"][row][length:]) <= {""}
+        assert set(outputs["tokens"][row][length:]) <= {""}
+        np.testing.assert_allclose(
+            outputs["tag_probability"][row][:length], record["tag_probability"], atol=1e-5
+        )
+        assert all(p == 0 for p in outputs["tag_probability"][row][length:])
+        if name == "slots":
+            assert outputs["intent"][row] == record["intent"]
+            np.testing.assert_allclose(
+                outputs["intent_probability"][row], record["intent_probability"], atol=1e-5
+            )
+    assert records[0]["tokens"][-1] == "."  # "Denver." / "lamb." -> "...", "."
+    assert set(records[0]["tags"]) <= set(model.tag_names)
+
+
+def run_cli(*args, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *args],
+        input=stdin,
+        capture_output=True,
+        check=False,
+        env=subprocess_env(),
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def test_cli_predict_prints_one_json_record_per_sentence(trained):
+    name, root, _ = trained
+    model = str(root / "model" / "model.keras")
+    stdin = TEXTS[name][0].encode() + b"\n\xff\xfe not UTF-8\n\n"
+    result = run_cli("predict", name, "--model", model, stdin=stdin)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert len(records) == 3 and records[2] == {
+        "tokens": [],
+        "tags": [],
+        "tag_probability": [],
+        **(
+            {"intent": records[2]["intent"], "intent_probability": records[2]["intent_probability"]}
+            if name == "slots"
+            else {}
+        ),
+    }
+    assert len(records[0]["tags"]) == len(records[0]["tokens"]) > 3
+    assert records[1]["tokens"][0] == "\ufffd\ufffd"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("train", "ner", "--set", "colour=red"), "Unknown config key 'colour'"),
+        (("eval", "slots", "--output", "/nonexistent"), "No model to evaluate at /nonexistent"),
+    ],
+)
+def test_cli_errors_are_one_clear_line(args, message):
+    result = run_cli(*args)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2
+    assert message in stderr and "Traceback" not in stderr

@@ -1,0 +1,218 @@
+import keras
+import tensorflow as tf
+
+from zoo.errors import InputError
+from zoo.layers.text_preprocessor import OOV_ID, PAD_ID
+
+# Punctuation split off the start / the end of a word. Word-internal punctuation stays, so
+# "U.S.", "1996-08-22", "o'clock" and "1,000" remain one token, as in ATIS and CoNLL-2003.
+OPENING = r"[(\[{\"`]|\$"
+CLOSING = r"[,;:!?)\]}\"%]"
+# Penn Treebank clitics, split off as CoNLL-2003 does ("does n't", "Germany 's").
+CLITICS = r"(?i)(\S)('s|'re|'ve|'ll|'m|'d|n't)(\s|$)"
+
+
+def tokenize_sentences(text, split_clitics=False):
+    """Splits raw sentences into tokens (tf.RaggedTensor), with core TF ops only.
+
+    Whitespace separates tokens; opening brackets and quotes are split off the start of a word
+    and closing punctuation off its end; a sentence-final period is split off a word of two or
+    more letters ("Boston." -> "Boston", ".") but not off "U.S." or "3."; with
+    `split_clitics`, "'s", "n't", ... become tokens of their own. A sentence that is already
+    tokenized the CoNLL-2003 or ATIS way and joined with spaces comes back as its tokens
+    (4 of CoNLL-2003's 17,494 train and test sentences and none of ATIS's differ). Invalid
+    UTF-8 is replaced, never an error.
+    """
+    text = tf.strings.unicode_transcode(
+        text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+    )
+    for _ in range(2):  # Twice: a match consumes the character a second one would need.
+        text = tf.strings.regex_replace(text, rf"(^|\s)({OPENING})(\S)", r"\1\2 \3")
+        text = tf.strings.regex_replace(text, rf"(\S)({CLOSING})(\s|$)", r"\1 \2\3")
+    text = tf.strings.regex_replace(text, r"([^\s.][^\s.])\.(\s*)$", r"\1 .\2")
+    if split_clitics:
+        text = tf.strings.regex_replace(text, CLITICS, r"\1 \2\3")
+    return tf.strings.split(text)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SequenceTaggerPreprocessor(keras.layers.Layer):
+    """Maps raw sentences (or their tokens) to word ids and character ids, serving without tf-text.
+
+    `call` tokenizes raw strings (`tokenize_sentences`) and encodes the tokens; `encode_tokens`
+    encodes tokens that are already split (a dataset's gold tokens), so training and serving
+    share one implementation. Words are looked up lower-cased, with digits mapped to "0",
+    in the word vocabulary (id 0 padding, 1 out-of-vocabulary, 2... the words); characters
+    keep their case (unless `lowercase_characters`) and are looked up in the character
+    vocabulary (same special ids). Outputs are right-padded with 0 to at least one step, so an
+    empty sentence gives one padded step.
+
+    Args:
+        vocabulary: list of str or None. Normalized words, without the special tokens.
+        characters: list of str or None. Single characters, without the special tokens.
+        sequence_length: int. Maximum number of tokens kept from a raw sentence; longer ones
+            are cut (the tokens returned by `tokenize` show which were kept).
+        max_word_length: int. Characters kept per token (its first ones).
+        lowercase_characters: bool. Lower-case the characters too (for lower-cased corpora).
+        split_clitics: bool. Split "'s", "n't", ... into tokens of their own.
+
+    Examples:
+    >>> preprocessor = SequenceTaggerPreprocessor(vocabulary=["to", "boston"], characters=list("abc"))
+    >>> preprocessor(tf.constant(["Flights to Boston"]))["token_ids"]  # [[1, 2, 3]]
+    """
+
+    def __init__(
+        self,
+        vocabulary=None,
+        characters=None,
+        sequence_length=256,
+        max_word_length=20,
+        lowercase_characters=False,
+        split_clitics=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (
+            ("sequence_length", sequence_length),
+            ("max_word_length", max_word_length),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        # === Config ===
+        self.sequence_length = sequence_length
+        self.max_word_length = max_word_length
+        self.lowercase_characters = lowercase_characters
+        self.split_clitics = split_clitics
+        self.vocabulary = None
+        self.characters = None
+        self.word_table = None
+        self.character_table = None
+        if vocabulary is not None:
+            self.set_vocabulary(vocabulary)
+        if characters is not None:
+            self.set_characters(characters)
+        # Strings stay TF tensors: this layer runs in tf.data or a TF graph on any backend.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+        self.built = True
+
+    @staticmethod
+    def _table(keys):
+        keys = [k.decode("utf-8") if isinstance(k, bytes) else str(k) for k in keys]
+        if len(set(keys)) != len(keys):
+            raise ValueError("The vocabulary has duplicate entries.")
+        # A static hash table is a core TF resource: the SavedModel carries it as an asset.
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(keys, dtype=tf.string),
+                tf.range(2, len(keys) + 2, dtype=tf.int64),
+            ),
+            default_value=OOV_ID,
+        )
+        return keys, table
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.vocabulary or []) + 2
+
+    @property
+    def character_vocabulary_size(self) -> int:
+        return len(self.characters or []) + 2
+
+    def set_vocabulary(self, vocabulary) -> None:
+        """Sets the normalized word list (most frequent first), without the special tokens."""
+        self.vocabulary, self.word_table = self._table(vocabulary)
+
+    def set_characters(self, characters) -> None:
+        """Sets the character list, without the special tokens."""
+        if any(len(c) != 1 for c in characters):
+            raise ValueError("The character vocabulary must hold single characters.")
+        self.characters, self.character_table = self._table(characters)
+
+    def get_vocabulary(self) -> list[str]:
+        return list(self.vocabulary or [])
+
+    def get_characters(self) -> list[str]:
+        return list(self.characters or [])
+
+    def lookup_tables(self) -> list:
+        """TF resources an exported SavedModel must carry (tracked by `zoo.export`)."""
+        return [t for t in (self.word_table, self.character_table) if t is not None]
+
+    def tokenize(self, text):
+        """Raw sentences (rank 1) -> tokens (tf.RaggedTensor), at most `sequence_length` each."""
+        text = tf.convert_to_tensor(text)
+        if text.dtype != tf.string:
+            raise InputError(
+                f"SequenceTaggerPreprocessor expects strings, got a tensor of {text.dtype.name}."
+            )
+        return tokenize_sentences(text, self.split_clitics)[:, : self.sequence_length]
+
+    @staticmethod
+    def normalize_words(tokens):
+        """The form words are looked up in: lower-cased, every digit replaced by "0"."""
+        return tf.strings.regex_replace(tf.strings.lower(tokens, encoding="utf-8"), r"\d", "0")
+
+    def _encode_flat(self, tokens):
+        """A rank-1 string tensor of tokens -> word ids (n,) and character ids (n, width)."""
+        if self.word_table is None or self.character_table is None:
+            raise ValueError(
+                "SequenceTaggerPreprocessor has no vocabulary: pass `vocabulary` and "
+                "`characters`, or train the model (which builds them from the data)."
+            )
+        token_ids = tf.cast(self.word_table.lookup(self.normalize_words(tokens)), tf.int32)
+        if self.lowercase_characters:
+            tokens = tf.strings.lower(tokens, encoding="utf-8")
+        characters = tf.strings.unicode_split(tokens, "UTF-8", errors="replace")
+        characters = characters[:, : self.max_word_length]
+        character_ids = characters.with_flat_values(
+            tf.cast(self.character_table.lookup(characters.flat_values), tf.int32)
+        )
+        character_ids = character_ids.to_tensor(
+            default_value=PAD_ID, shape=[None, self.max_word_length]
+        )
+        return token_ids, character_ids
+
+    def encode_tokens(self, tokens):
+        """Tokens -> {"token_ids", "character_ids"}.
+
+        `tokens` is one sentence (a rank-1 string tensor: outputs (time,) and (time, width)) or
+        a batch (a tf.RaggedTensor of rank 2: outputs (batch, time) and (batch, time, width),
+        right-padded with 0 to at least one step).
+        """
+        if isinstance(tokens, tf.RaggedTensor):
+            token_ids, character_ids = self._encode_flat(tokens.flat_values)
+            batch_size = tokens.nrows()
+            length = tf.maximum(tf.reduce_max(tokens.row_lengths()), 1)  # 0 when no rows
+            token_ids = tokens.with_flat_values(token_ids).to_tensor(
+                default_value=PAD_ID, shape=tf.stack([batch_size, length])
+            )
+            character_ids = tokens.with_flat_values(character_ids).to_tensor(
+                default_value=PAD_ID,
+                shape=tf.stack([batch_size, length, self.max_word_length]),
+            )
+        else:
+            token_ids, character_ids = self._encode_flat(tf.convert_to_tensor(tokens))
+        return {"token_ids": token_ids, "character_ids": character_ids}
+
+    def call(self, text):
+        text = tf.convert_to_tensor(text)
+        scalar = text.shape.rank == 0
+        if scalar:
+            text = tf.expand_dims(text, 0)
+        features = self.encode_tokens(self.tokenize(text))
+        return {key: value[0] for key, value in features.items()} if scalar else features
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary": self.vocabulary,
+                "characters": self.characters,
+                "sequence_length": self.sequence_length,
+                "max_word_length": self.max_word_length,
+                "lowercase_characters": self.lowercase_characters,
+                "split_clitics": self.split_clitics,
+            }
+        )
+        return config

@@ -1,0 +1,425 @@
+"""The many-to-many sequence tagging family: a raw sentence in, one tag per token out.
+
+Slot filling (with a joint intent) and named entity recognition are this one family over two
+datasets. Training and evaluation read the datasets' own tokens; the served model tokenizes
+raw sentences in the graph the same way the datasets are tokenized.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.transforms import bucket_by_length
+from zoo.config import CELLS, TrainingConfig, choice
+from zoo.errors import ConfigError
+from zoo.family import Family
+from zoo.layers import MERGE_MODES
+from zoo.layers.character_encoder import CHARACTER_ENCODERS
+from zoo.layers.sequence_tagger_preprocessor import SequenceTaggerPreprocessor
+from zoo.layers.text_preprocessor import OOV_ID, most_frequent_words
+from zoo.sequence_tagger import HEADS, SequenceTagger
+from zoo.task import as_string_batch
+from zoo.word_vectors import word2vec_matrix
+
+# Placeholders for `zoo.build` before training has read the tag and character sets.
+UNTRAINED_TAGS = ("O",)
+UNTRAINED_INTENTS = ("unknown",)
+UNTRAINED_CHARACTER_VOCABULARY_SIZE = 128
+
+
+@dataclasses.dataclass
+class SequenceTaggingConfig(TrainingConfig):
+    """Recipe of a sequence tagger: vocabularies, architecture and training.
+
+    The dataset's official development split selects the best epoch (CoNLL-2003's testa,
+    ATIS's dev), so `validation_fraction` is not used.
+    """
+
+    epochs: int = 30
+    batch_size: int = 32
+    # BPTT clipping on the norm of all gradients together, as Lample et al. (2016) clip at 5.
+    clipnorm: float = 0.0
+    global_clipnorm: float = 5.0
+    early_stopping_patience: int = 6
+    vocabulary_size: int = 30000
+    sequence_length: int = 256
+    max_word_length: int = 20
+    embedding_dim: int = 100
+    embedding_init: str = choice("word2vec", ("word2vec", "random"))
+    word2vec_epochs: int = 20
+    # Training replaces this fraction of words by the OOV id, so the model learns to tag
+    # unseen words from their characters and context.
+    word_dropout: float = 0.05
+    character_encoder: str = choice("cnn", CHARACTER_ENCODERS)
+    character_embedding_dim: int = 32
+    character_units: int = 64
+    character_kernel_size: int = 3
+    lowercase_characters: bool = False
+    split_clitics: bool = True
+    cell: str = choice("lstm", CELLS)
+    units: int = 200
+    num_layers: int = 2
+    bidirectional: bool = True
+    merge_mode: str = choice("concat", MERGE_MODES)
+    head: str = choice("crf", HEADS)
+    embedding_dropout: float = 0.5
+    dropout: float = 0.5
+    recurrent_dropout: float = 0.0
+    residual: bool = False
+    intent_loss_weight: float = 1.0
+    bucket_step: int = 16
+
+    def validate(self) -> None:
+        positive = (
+            "vocabulary_size",
+            "sequence_length",
+            "max_word_length",
+            "embedding_dim",
+            "word2vec_epochs",
+            "character_embedding_dim",
+            "character_units",
+            "character_kernel_size",
+            "units",
+            "num_layers",
+            "epochs",
+            "batch_size",
+            "bucket_step",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"Config key '{name}' must be at least 1, got {getattr(self, name)}."
+                )
+        if self.vocabulary_size < 3:
+            raise ConfigError(
+                "Config key 'vocabulary_size' must be at least 3 (padding, OOV, a word)."
+            )
+        for name in ("word_dropout", "embedding_dropout", "dropout", "recurrent_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(
+                    f"Config key '{name}' must be in [0, 1), got {getattr(self, name)}."
+                )
+        if self.intent_loss_weight < 0:
+            raise ConfigError(
+                f"Config key 'intent_loss_weight' must be at least 0, got {self.intent_loss_weight}."
+            )
+
+
+def string_table(keys, default: int) -> tf.lookup.StaticHashTable:
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(list(keys), dtype=tf.string), tf.range(len(keys), dtype=tf.int32)
+        ),
+        default_value=default,
+    )
+
+
+def decode_strings(values) -> list[str]:
+    return [value.decode("utf-8") for value in values]
+
+
+class SequenceTaggingFamily(Family):
+    """Sequence tagger over a dataset of tokenized, tagged sentences.
+
+    Args:
+        load_split: callable. Split name ("train", "dev", "test") -> dataset of examples
+            {"text": sentence, "tokens": its tokens, "tags": one IOB2 tag per token} (and
+            "intent" with `with_intent`), all tf.string.
+        tag_names: tuple of str or None. The tag set in a fixed order; None reads it from the
+            training split ("O" first, then sorted).
+        with_intent: bool. Adds the joint intent head (many-to-one) and its accuracy.
+        per_type_metrics: bool. Also report precision / recall / F1 per span type.
+        validation_split: str. The development split that selects the best epoch.
+    """
+
+    metric = "f1"
+
+    def __init__(
+        self,
+        load_split: Callable[[str], tf.data.Dataset],
+        tag_names: tuple[str, ...] | None = None,
+        with_intent: bool = False,
+        per_type_metrics: bool = False,
+        validation_split: str = "dev",
+    ):
+        self.load_split = load_split
+        self.tag_names = tag_names
+        self.with_intent = with_intent
+        self.per_type_metrics = per_type_metrics
+        self.validation_split = validation_split
+
+    def _preprocessor(self, config, vocabulary=None, characters=None):
+        return SequenceTaggerPreprocessor(
+            vocabulary=vocabulary,
+            characters=characters,
+            sequence_length=config.sequence_length,
+            max_word_length=config.max_word_length,
+            lowercase_characters=config.lowercase_characters,
+            split_clitics=config.split_clitics,
+        )
+
+    def build(self, config, preprocessor=None, tag_names=None, intent_names=None, **unused):
+        """A fresh tagger; before training reads the data, vocabularies and tags are placeholders."""
+        if preprocessor is None:
+            preprocessor = self._preprocessor(config)
+        if tag_names is None:
+            tag_names = self.tag_names or UNTRAINED_TAGS
+        if intent_names is None and self.with_intent:
+            intent_names = UNTRAINED_INTENTS
+        return SequenceTagger(
+            preprocessor=preprocessor,
+            vocabulary_size=(
+                preprocessor.vocabulary_size if preprocessor.vocabulary else config.vocabulary_size
+            ),
+            character_vocabulary_size=(
+                preprocessor.character_vocabulary_size
+                if preprocessor.characters
+                else UNTRAINED_CHARACTER_VOCABULARY_SIZE
+            ),
+            max_word_length=config.max_word_length,
+            tag_names=tag_names,
+            intent_names=intent_names,
+            embedding_dim=config.embedding_dim,
+            character_encoder=config.character_encoder,
+            character_embedding_dim=config.character_embedding_dim,
+            character_units=config.character_units,
+            character_kernel_size=config.character_kernel_size,
+            cell=config.cell,
+            units=config.units,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional,
+            merge_mode=config.merge_mode,
+            head=config.head,
+            embedding_dropout=config.embedding_dropout,
+            dropout=config.dropout,
+            recurrent_dropout=config.recurrent_dropout,
+            residual=config.residual,
+            intent_loss_weight=config.intent_loss_weight,
+        )
+
+    def prepare_model(self, config, run_dir: Path) -> SequenceTagger:
+        print("Reading the training split...", flush=True)
+        examples = list(self.load_split("train").as_numpy_iterator())
+        sentences = [decode_strings(example["tokens"]) for example in examples]
+        preprocessor = self._preprocessor(config)
+        tokens = tf.ragged.constant(sentences, dtype=tf.string)
+        words = [decode_strings(row) for row in preprocessor.normalize_words(tokens).to_list()]
+        if config.lowercase_characters:
+            tokens = tf.strings.lower(tokens, encoding="utf-8")
+        characters = tf.strings.unicode_split(tokens.flat_values, "UTF-8", errors="replace")
+        character_counts = collections.Counter(decode_strings(characters.flat_values.numpy()))
+        preprocessor.set_vocabulary(most_frequent_words(words, config.vocabulary_size - 2))
+        preprocessor.set_characters(
+            sorted(
+                character_counts, key=lambda character: (-character_counts[character], character)
+            )
+        )
+        tags = {tag for example in examples for tag in decode_strings(example["tags"])}
+        tag_names = self.tag_names or ("O", *sorted(tags - {"O"}))
+        intent_names = None
+        if self.with_intent:
+            intent_names = sorted({example["intent"].decode("utf-8") for example in examples})
+        for name, items in (
+            ("vocabulary", preprocessor.get_vocabulary()),
+            ("characters", preprocessor.get_characters()),
+            ("tags", tag_names),
+            ("intents", intent_names or []),
+        ):
+            (run_dir / f"{name}.txt").write_text("".join(f"{item}\n" for item in items))
+        model = self.build(
+            config, preprocessor=preprocessor, tag_names=tag_names, intent_names=intent_names
+        )
+        if config.embedding_init == "word2vec":
+            print(f"Training word2vec on {len(words):,} sentences...", flush=True)
+            matrix = word2vec_matrix(
+                words,
+                preprocessor.get_vocabulary(),
+                dim=config.embedding_dim,
+                epochs=config.word2vec_epochs,
+                seed=config.seed,
+            )
+            model.token_embedding.embeddings.assign(matrix)
+        return model
+
+    def _examples(self, model: SequenceTagger, split: str, with_references: bool = False):
+        """(features, labels) per sentence; with references, the gold strings as labels."""
+        tag_table = string_table(model.tag_names, default=0)
+        intent_table = string_table(model.intent_names, default=-1) if model.intent_names else None
+
+        def encode(example):
+            features = model.preprocessor.encode_tokens(example["tokens"])
+            if with_references:
+                labels = {"tags": example["tags"]}
+                if self.with_intent:
+                    labels["intent"] = example["intent"]
+                return features, labels
+            # Tags and intents unknown to the model (test-only ones) become "O" and -1.
+            labels = {"tags": tag_table.lookup(example["tags"])}
+            if intent_table is not None:
+                labels["intent"] = intent_table.lookup(example["intent"])
+            return features, labels
+
+        return self.load_split(split).map(encode, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _batch(self, dataset, config) -> tf.data.Dataset:
+        return bucket_by_length(
+            dataset,
+            config.batch_size,
+            config.sequence_length,
+            step=config.bucket_step,
+            length_fn=lambda features, labels: tf.shape(features["token_ids"])[0],
+        )
+
+    def training_data(self, model, config):
+        def drop_words(features, labels):
+            token_ids = features["token_ids"]
+            dropped = tf.random.uniform(tf.shape(token_ids), seed=config.seed) < config.word_dropout
+            dropped &= token_ids > OOV_ID
+            return {**features, "token_ids": tf.where(dropped, OOV_ID, token_ids)}, labels
+
+        train = self._examples(model, "train").cache()
+        train = train.shuffle(50_000, seed=config.seed, reshuffle_each_iteration=True)
+        if config.word_dropout:
+            train = train.map(drop_words, num_parallel_calls=tf.data.AUTOTUNE)
+        train = self._batch(train, config)
+        # Buckets fill at different rates; shuffling batches keeps lengths mixed in time.
+        train = train.shuffle(64, seed=config.seed).prefetch(tf.data.AUTOTUNE)
+        validation = self._batch(self._examples(model, self.validation_split), config)
+        return train, validation.cache().prefetch(tf.data.AUTOTUNE)
+
+    def compile(self, model, config) -> None:
+        # The model computes its own loss (CRF or softmax, plus intent) and metrics (f1).
+        model.compile(optimizer=self.optimizer(config))
+
+    def _score(self, model: SequenceTagger, config, split: str) -> dict:
+        """Span metrics (seqeval, conlleval rules) over every sentence of a split."""
+        from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+
+        gold, predicted, intent_hits = [], [], []
+        batches = self._batch(self._examples(model, split, with_references=True), config)
+        for features, references in batches.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
+            outputs = model.predict_on_batch(features)
+            tag_ids = keras.ops.convert_to_numpy(outputs["tag_ids"])
+            lengths = (features["token_ids"] != 0).sum(axis=1)
+            for row, reference, length in zip(tag_ids, references["tags"], lengths):
+                gold.append(decode_strings(reference[:length]))
+                predicted.append([model.tag_names[index] for index in row[:length]])
+            if self.with_intent:
+                logits = keras.ops.convert_to_numpy(outputs["intent_logits"])
+                for index, reference in zip(logits.argmax(axis=-1), references["intent"]):
+                    intent_hits.append(model.intent_names[index] == reference.decode("utf-8"))
+        results = {
+            "f1": float(f1_score(gold, predicted)),
+            "precision": float(precision_score(gold, predicted)),
+            "recall": float(recall_score(gold, predicted)),
+        }
+        if self.with_intent:
+            # Intents absent from the training split (some test ones) count as errors.
+            results["intent_accuracy"] = float(np.mean(intent_hits))
+        if self.per_type_metrics:
+            report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+            results["per_type"] = {
+                span_type: {
+                    "precision": float(scores["precision"]),
+                    "recall": float(scores["recall"]),
+                    "f1": float(scores["f1-score"]),
+                    "support": int(scores["support"]),
+                }
+                for span_type, scores in sorted(report.items())
+                if " avg" not in span_type
+            }
+        results["num_examples"] = len(gold)
+        return results
+
+    def tokenizer_agreement(self, model: SequenceTagger, split: str) -> float:
+        """Fraction of sentences whose text the in-graph tokenizer splits into the gold tokens."""
+        agree = total = 0
+        examples = self.load_split(split).ragged_batch(256)
+        for batch in examples.prefetch(tf.data.AUTOTUNE):
+            tokenized = model.preprocessor.tokenize(batch["text"]).to_list()
+            for tokens, gold in zip(tokenized, batch["tokens"].to_list()):
+                agree += tokens == gold
+                total += 1
+        return agree / max(total, 1)
+
+    def evaluate(self, model, config, split: str) -> dict:
+        results = self._score(model, config, split)
+        if split != self.validation_split:
+            results["dev"] = self._score(model, config, self.validation_split)
+        results["tokenizer_agreement"] = self.tokenizer_agreement(model, split)
+        return results
+
+    def _tag(self, model: SequenceTagger, text):
+        """The serving outputs for a rank-1 tf.string batch: one implementation, two uses."""
+        tokens = model.preprocessor.tokenize(text)
+        features = model.preprocessor.encode_tokens(tokens)
+        outputs = model(features, training=False)
+        mask = tf.not_equal(features["token_ids"], 0)
+        tag_ids = tf.convert_to_tensor(outputs["tag_ids"])
+        probabilities = model.tag_probabilities(outputs["tag_scores"], tag_ids, mask)
+        batch_size = tf.shape(text, out_type=tf.int64)[0]
+        length = tf.shape(mask, out_type=tf.int64)[1]
+        served = {
+            "tokens": tokens.to_tensor(default_value="", shape=tf.stack([batch_size, length])),
+            "tags": tf.where(mask, tf.gather(tf.constant(model.tag_names), tag_ids), ""),
+            "tag_probability": tf.cast(probabilities, tf.float32),
+            "num_tokens": tf.cast(tokens.row_lengths(), tf.int32),
+        }
+        if model.intent_names:
+            intent_probabilities = tf.nn.softmax(tf.cast(outputs["intent_logits"], tf.float32))
+            served["intent"] = tf.gather(
+                tf.constant(model.intent_names), tf.argmax(intent_probabilities, axis=-1)
+            )
+            served["intent_probability"] = tf.reduce_max(intent_probabilities, axis=-1)
+        return served
+
+    def predict_records(self, model: SequenceTagger, texts) -> list[dict]:
+        """Raw sentences -> [{"tokens", "tags", "tag_probability", ("intent", ...)}]."""
+        text = as_string_batch(texts)
+        outputs = model.predict(text, verbose=0)
+        tokens = model.preprocessor.tokenize(text)
+        lengths = tokens.row_lengths().numpy()
+        tag_ids = np.asarray(outputs["tag_ids"])
+        mask = np.arange(tag_ids.shape[1])[None, :] < lengths[:, None]
+        probabilities = keras.ops.convert_to_numpy(
+            model.tag_probabilities(outputs["tag_scores"], tag_ids, mask)
+        )
+        records = []
+        for row, sentence in enumerate(tokens.to_list()):
+            length = lengths[row]
+            record = {
+                "tokens": decode_strings(sentence),
+                "tags": [model.tag_names[index] for index in tag_ids[row, :length]],
+                "tag_probability": [float(p) for p in probabilities[row, :length]],
+            }
+            if model.intent_names:
+                logits = np.asarray(outputs["intent_logits"][row], dtype="float64")
+                intent_probabilities = np.exp(logits - logits.max())
+                intent_probabilities /= intent_probabilities.sum()
+                record["intent"] = model.intent_names[int(intent_probabilities.argmax())]
+                record["intent_probability"] = float(intent_probabilities.max())
+            records.append(record)
+        return records
+
+    def serving_signature(self):
+        return [tf.TensorSpec([None], tf.string, name="text")]
+
+    def serving_function(self, model: SequenceTagger):
+        """Raw sentences -> tokens, tags, tag_probability, num_tokens (and intent).
+
+        `tokens`, `tags` and `tag_probability` are (batch, time), right-padded: positions at
+        and after a sentence's `num_tokens` hold "" and 0. Sentences longer than the model's
+        `sequence_length` tokens are cut; `num_tokens` and `tokens` say what was tagged.
+        """
+
+        def serve(text):
+            return self._tag(model, text)
+
+        return serve
