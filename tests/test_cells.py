@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import TINY_SENTIMENT, write_imdb_archive
+from tests.tagging_fixtures import TINY_TAGGER, write_atis_mirror, write_conll_mirror
 from zoo.config import CELLS, resolve_config
 from zoo.errors import ConfigError
 from zoo.layers import CELL_LAYERS, JordanRNNCell, PeepholeLSTMCell, RecurrentStack
@@ -244,6 +245,8 @@ def test_two_kinds_of_clipping_at_once_are_refused():
 # An entry of a new family needs a line here before its one-step test can run.
 TINY_ENTRIES = {
     "sentiment": (TINY_SENTIMENT, lambda mirror: write_imdb_archive(mirror / "imdb")),
+    "slots": (TINY_TAGGER, write_atis_mirror),
+    "ner": (TINY_TAGGER, write_conll_mirror),
 }
 
 
