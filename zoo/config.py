@@ -46,6 +46,22 @@ class TrainingConfig:
     # Cap on training steps per epoch (0 = the whole split); for smoke runs only.
     steps_per_epoch: int = 0
 
+    def require_positive(self, *names: str) -> None:
+        """Raises ConfigError unless each named key is at least 1."""
+        for name in names:
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"Config key '{name}' must be at least 1, got {getattr(self, name)}."
+                )
+
+    def require_rates(self, *names: str) -> None:
+        """Raises ConfigError unless each named key is a rate in [0, 1)."""
+        for name in names:
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(
+                    f"Config key '{name}' must be in [0, 1), got {getattr(self, name)}."
+                )
+
 
 def _convert(name: str, value: Any, field_type: Any) -> Any:
     """Converts `value` (often a CLI string) to `field_type`, or raises ConfigError."""

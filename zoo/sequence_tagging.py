@@ -77,7 +77,7 @@ class SequenceTaggingConfig(TrainingConfig):
     bucket_step: int = 16
 
     def validate(self) -> None:
-        positive = (
+        self.require_positive(
             "vocabulary_size",
             "sequence_length",
             "max_word_length",
@@ -92,20 +92,11 @@ class SequenceTaggingConfig(TrainingConfig):
             "batch_size",
             "bucket_step",
         )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(
-                    f"Config key '{name}' must be at least 1, got {getattr(self, name)}."
-                )
         if self.vocabulary_size < 3:
             raise ConfigError(
                 "Config key 'vocabulary_size' must be at least 3 (padding, OOV, a word)."
             )
-        for name in ("word_dropout", "embedding_dropout", "dropout", "recurrent_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(
-                    f"Config key '{name}' must be in [0, 1), got {getattr(self, name)}."
-                )
+        self.require_rates("word_dropout", "embedding_dropout", "dropout", "recurrent_dropout")
         if self.intent_loss_weight < 0:
             raise ConfigError(
                 f"Config key 'intent_loss_weight' must be at least 0, got {self.intent_loss_weight}."

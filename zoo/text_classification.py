@@ -43,7 +43,7 @@ class TextClassificationConfig(TrainingConfig):
     bucket_step: int = 64
 
     def validate(self) -> None:
-        positive = (
+        self.require_positive(
             "vocabulary_size",
             "sequence_length",
             "embedding_dim",
@@ -53,20 +53,11 @@ class TextClassificationConfig(TrainingConfig):
             "batch_size",
             "bucket_step",
         )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(
-                    f"Config key '{name}' must be at least 1, got {getattr(self, name)}."
-                )
         if self.vocabulary_size < 3:
             raise ConfigError(
                 "Config key 'vocabulary_size' must be at least 3 (padding, OOV, a word)."
             )
-        for name in ("embedding_dropout", "dropout", "recurrent_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(
-                    f"Config key '{name}' must be in [0, 1), got {getattr(self, name)}."
-                )
+        self.require_rates("embedding_dropout", "dropout", "recurrent_dropout")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError("Config key 'validation_fraction' must be in (0, 1).")
 
