@@ -29,7 +29,7 @@ def custom_cell_layer(cell_class, units, dropout=0.0, recurrent_dropout=0.0, see
 CELL_LAYERS = {
     "elman": keras.layers.SimpleRNN,
     "jordan": functools.partial(custom_cell_layer, JordanRNNCell),
-    "lstm": functools.partial(keras.layers.LSTM, unit_forget_bias=True),
+    "lstm": keras.layers.LSTM,  # unit_forget_bias=True (forget-gate bias 1) is its default
     "peephole_lstm": functools.partial(custom_cell_layer, PeepholeLSTMCell),
     "gru": keras.layers.GRU,
     # Cho et al. (2014): the reset gate acts before the recurrent matrix; no cuDNN kernel.
