@@ -113,6 +113,7 @@ TINY_TAGGER = {
     "batch_size": 4,
     "bucket_step": 8,
     "sequence_length": 32,
+    "unlabeled_documents": 0,
 }
 
 

@@ -13,13 +13,17 @@ from zoo.api import model_path
 
 pytestmark = [
     pytest.mark.pretrained,
-    pytest.mark.skipif(not model_path("sentiment").exists(), reason="no pretrained sentiment model"),
+    pytest.mark.skipif(
+        not model_path("sentiment").exists(), reason="no pretrained sentiment model"
+    ),
 ]
 
 
 def test_pretrained_model_loads_with_plain_keras_after_import_zoo():
     model = keras.saving.load_model(model_path("sentiment"))
-    logits = model.predict(["A wonderful, moving film.", "Dull, boring and far too long."], verbose=0)
+    logits = model.predict(
+        ["A wonderful, moving film.", "Dull, boring and far too long."], verbose=0
+    )
     assert logits.shape == (2, 2)
     assert np.argmax(logits, axis=-1).tolist() == [1, 0]
 

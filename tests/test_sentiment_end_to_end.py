@@ -104,7 +104,10 @@ def test_exported_saved_model_serves_with_tensorflow_alone(trained, tmp_path):
     texts = ["A wonderful film!", "", "awful " * 200_000, "\xff\xfe bytes that are not UTF-8"]
     result = subprocess.run(
         [sys.executable, "-S", "-c", SERVE, str(version_dir)],
-        input=json.dumps(texts), capture_output=True, text=True, timeout=300,
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**subprocess_env(), "PYTHONPATH": str(tensorflow_only_site(tmp_path / "site"))},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -129,8 +132,13 @@ def test_export_without_a_model_is_a_clear_error(tmp_path):
 
 def run_cli(*args, stdin=None):
     return subprocess.run(
-        [sys.executable, "-m", "zoo", *args], input=stdin, capture_output=True, text=True,
-        env=subprocess_env(), cwd=REPO, timeout=300,
+        [sys.executable, "-m", "zoo", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        cwd=REPO,
+        timeout=300,
     )
 
 
@@ -148,7 +156,10 @@ def test_cli_predict_reads_arguments_and_stdin(trained):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("train", "sentimental"), "Unknown zoo entry 'sentimental'. Known entries: ner, sentiment"),
+        (
+            ("train", "sentimental"),
+            "Unknown zoo entry 'sentimental'. Known entries: ner, sentiment",
+        ),
         (("eval", "sentiment", "--set", "colour=red"), "Unknown config key 'colour'"),
         (("train", "sentiment", "--set", "units"), "--set expects key=value"),
         (("predict", "nope", "x"), "Unknown zoo entry 'nope'"),

@@ -250,3 +250,26 @@ def test_jax_backend_trains_the_crf_tagger_one_step():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(2, 32)" in result.stdout
+
+
+def test_unlabeled_text_is_read_up_to_the_configured_number_of_documents():
+    from zoo.sequence_tagging import SequenceTaggingFamily
+
+    documents = ["Great film in Paris.<br /><br />Loved it", "Second review, 1999", "Third"]
+    family = SequenceTaggingFamily(
+        load_split=None, unlabeled_text=lambda: tf.data.Dataset.from_tensor_slices(documents)
+    )
+    preprocessor = SequenceTaggerPreprocessor(sequence_length=32, max_word_length=8)
+
+    def read(count):
+        config = resolve_config(SequenceTaggingConfig, {"unlabeled_documents": count})
+        return family._unlabeled_words(preprocessor, config)
+
+    assert read(0) == []
+    assert read(2) == [
+        ["great", "film", "in", "paris", ".", "loved", "it"],
+        ["second", "review", ",", "0000"],
+    ]
+    assert len(read(10)) == 3
+    with pytest.raises(ConfigError, match="unlabeled_documents"):
+        read(-1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import zoo
-from tests.conftest import REPO, subprocess_env
+from tests.conftest import REPO, subprocess_env, write_imdb_archive
 from tests.tagging_fixtures import (
     ATIS_TEST,
     CONLL_COPIES,
@@ -73,13 +73,15 @@ def trained(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(name)
     write_atis_mirror(root / "mirror")
     write_conll_mirror(root / "mirror")
+    write_imdb_archive(root / "mirror" / "imdb")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ZOO_DATA_MIRROR", str(root / "mirror"))
         patch.setenv("ZOO_DATA_DIR", str(root / "tfds"))
         patch.setenv("ZOO_VERBOSE", "0")
         overrides = {**TINY_TAGGER, "embedding_init": "word2vec", "word2vec_epochs": 1}
         if name == "ner":
-            overrides["character_encoder"] = "bilstm"
+            # Word2vec also reads IMDB reviews, whose words join the vocabulary.
+            overrides.update(character_encoder="bilstm", unlabeled_documents=1000)
         metrics = train(name, overrides, output_dir=root / "model", runs_dir=root / "runs")
         yield name, root, metrics
 
@@ -99,6 +101,8 @@ def test_training_and_evaluation_cover_the_whole_splits(trained, monkeypatch):
         assert set(metrics["per_type"]) == {"LOC", "MISC", "ORG", "PER"}
     (run_dir,) = (root / "runs" / name).glob("2*")
     assert (run_dir / "tags.txt").read_text().splitlines()[0] == "O"
+    vocabulary = (run_dir / "vocabulary.txt").read_text().splitlines()
+    assert ("wonderful" in vocabulary) is (name == "ner")  # A word of IMDB reviews only.
     assert json.loads((root / "model" / "training.json").read_text())["history"]["val_f1"]
 
     monkeypatch.setenv("ZOO_DATA_MIRROR", str(root / "mirror"))

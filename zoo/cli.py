@@ -17,11 +17,18 @@ def _parser(entry_names: list[str]) -> argparse.ArgumentParser:
         sub.add_argument("name", metavar="NAME", help=f"one of: {', '.join(entry_names)}")
         return sub
 
-    for command, help in (("train", "train, save and evaluate an entry"),
-                          ("eval", "evaluate a saved entry on the full test split")):
+    for command, help in (
+        ("train", "train, save and evaluate an entry"),
+        ("eval", "evaluate a saved entry on the full test split"),
+    ):
         sub = with_entry(command, help)
-        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="override a config value (repeatable)")
+        sub.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config value (repeatable)",
+        )
         sub.add_argument("--output", help="model folder (default: saved_models/NAME)")
         if command == "train":
             sub.add_argument("--runs-dir", help="logs and resume state (default: runs/)")
@@ -54,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             from zoo.train import train
 
             metrics = train(
-                args.name, parse_overrides(args.set), output_dir=args.output,
+                args.name,
+                parse_overrides(args.set),
+                output_dir=args.output,
                 runs_dir=args.runs_dir,
             )
             print(json.dumps(_summary(metrics), indent=2))
@@ -66,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             config = None
             if args.set:
                 config = resolve_config(entry_of(args.name).config_class, parse_overrides(args.set))
-            print(json.dumps(_summary(evaluate_model(args.name, args.output, config=config)), indent=2))
+            print(
+                json.dumps(
+                    _summary(evaluate_model(args.name, args.output, config=config)), indent=2
+                )
+            )
         elif args.command == "export":
             from zoo.export import export_model
 

@@ -98,8 +98,7 @@ def _convert(name: str, value: Any, field_type: Any) -> Any:
     else:
         raise ConfigError(f"Config key '{name}' has unsupported type {field_type!r}.")
     raise ConfigError(
-        f"Config key '{name}' expects {getattr(field_type, '__name__', field_type)}, "
-        f"got {value!r}."
+        f"Config key '{name}' expects {getattr(field_type, '__name__', field_type)}, got {value!r}."
     )
 
 

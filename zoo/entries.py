@@ -47,13 +47,34 @@ register(
     )
 )
 
+
+def imdb_reviews():
+    """IMDB's 75,000 training and unlabeled reviews: English text the NER entry's word2vec reads."""
+    reviews = load_imdb("train").concatenate(load_imdb("unsupervised"))
+    return reviews.map(lambda text, label: text)
+
+
+@dataclasses.dataclass
+class NerConfig(SequenceTaggingConfig):
+    """CoNLL-2003: no pretrained vectors offline, so word2vec also reads IMDB's reviews."""
+
+    epochs: int = 40
+    early_stopping_patience: int = 8
+    vocabulary_size: int = 40000
+    unlabeled_documents: int = 75000
+    word2vec_epochs: int = 10
+
+
 register(
     Entry(
         name="ner",
         family=SequenceTaggingFamily(
-            load_split=load_conll2003, tag_names=CONLL_TAG_NAMES, per_type_metrics=True
+            load_split=load_conll2003,
+            tag_names=CONLL_TAG_NAMES,
+            per_type_metrics=True,
+            unlabeled_text=imdb_reviews,
         ),
-        config_class=SequenceTaggingConfig,
+        config_class=NerConfig,
         description="many-to-many: CoNLL-2003 NER, char-CNN + 2 x BiLSTM + CRF, word2vec on train",
     )
 )

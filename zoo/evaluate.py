@@ -48,8 +48,16 @@ def evaluate_model(
         "evaluation": {"wall_seconds": round(time.time() - started, 1), **run_facts()},
         "training": {
             key: training.get(key)
-            for key in ("device", "backend", "commit", "date", "training_wall_seconds",
-                        "epochs_run", "best_epoch", f"best_val_{entry.family.metric}")
+            for key in (
+                "device",
+                "backend",
+                "commit",
+                "date",
+                "training_wall_seconds",
+                "epochs_run",
+                "best_epoch",
+                f"best_val_{entry.family.metric}",
+            )
         },
         "config": training.get("config"),
     }

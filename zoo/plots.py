@@ -10,7 +10,9 @@ matplotlib.use("Agg")  # Headless: runs on servers and CI without a display.
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_training_curves(history: dict[str, list[float]], path: str | Path, title: str = "") -> None:
+def plot_training_curves(
+    history: dict[str, list[float]], path: str | Path, title: str = ""
+) -> None:
     """One panel per metric (loss, accuracy, ...), training and validation curves together."""
     metrics = [name for name in history if not name.startswith("val_") and name != "learning_rate"]
     figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)

@@ -34,7 +34,9 @@ def entries_table() -> str:
             training = metrics.get("training") or {}
             minutes = (training.get("training_wall_seconds") or 0) / 60
             device = f"{training.get('device', '?')}, {minutes:.0f} min"
-        card = f"[card](saved_models/{name}/card.md)" if (entry.directory / "card.md").exists() else ""
+        card = (
+            f"[card](saved_models/{name}/card.md)" if (entry.directory / "card.md").exists() else ""
+        )
         rows.append(f"| `{name}` | {entry.description} | {measured} | {device} | {card} |")
     return "\n".join(rows)
 

@@ -22,7 +22,10 @@ from zoo.errors import ConfigError
 from zoo.family import Family
 from zoo.layers import MERGE_MODES
 from zoo.layers.character_encoder import CHARACTER_ENCODERS
-from zoo.layers.sequence_tagger_preprocessor import SequenceTaggerPreprocessor
+from zoo.layers.sequence_tagger_preprocessor import (
+    SequenceTaggerPreprocessor,
+    tokenize_sentences,
+)
 from zoo.layers.text_preprocessor import OOV_ID, most_frequent_words
 from zoo.sequence_tagger import HEADS, SequenceTagger
 from zoo.task import as_string_batch
@@ -54,6 +57,9 @@ class SequenceTaggingConfig(TrainingConfig):
     embedding_dim: int = 100
     embedding_init: str = choice("word2vec", ("word2vec", "random"))
     word2vec_epochs: int = 20
+    # Documents of the family's unlabeled text (if it has one) that join word2vec's corpus;
+    # their words fill the vocabulary after every training word (0: training text only).
+    unlabeled_documents: int = 0
     # Training replaces this fraction of words by the OOV id, so the model learns to tag
     # unseen words from their characters and context.
     word_dropout: float = 0.05
@@ -97,6 +103,11 @@ class SequenceTaggingConfig(TrainingConfig):
                 "Config key 'vocabulary_size' must be at least 3 (padding, OOV, a word)."
             )
         self.require_rates("word_dropout", "embedding_dropout", "dropout", "recurrent_dropout")
+        if self.unlabeled_documents < 0:
+            raise ConfigError(
+                "Config key 'unlabeled_documents' must be at least 0, "
+                f"got {self.unlabeled_documents}."
+            )
         if self.intent_loss_weight < 0:
             raise ConfigError(
                 f"Config key 'intent_loss_weight' must be at least 0, got {self.intent_loss_weight}."
@@ -128,6 +139,9 @@ class SequenceTaggingFamily(Family):
         with_intent: bool. Adds the joint intent head (many-to-one) and its accuracy.
         per_type_metrics: bool. Also report precision / recall / F1 per span type.
         validation_split: str. The development split that selects the best epoch.
+        unlabeled_text: callable or None. () -> dataset of raw documents (tf.string) from which
+            word2vec and the vocabulary learn words the training split lacks; the config's
+            `unlabeled_documents` says how many are read.
     """
 
     metric = "f1"
@@ -139,12 +153,14 @@ class SequenceTaggingFamily(Family):
         with_intent: bool = False,
         per_type_metrics: bool = False,
         validation_split: str = "dev",
+        unlabeled_text: Callable[[], tf.data.Dataset] | None = None,
     ):
         self.load_split = load_split
         self.tag_names = tag_names
         self.with_intent = with_intent
         self.per_type_metrics = per_type_metrics
         self.validation_split = validation_split
+        self.unlabeled_text = unlabeled_text
 
     def _preprocessor(self, config, vocabulary=None, characters=None):
         return SequenceTaggerPreprocessor(
@@ -206,7 +222,17 @@ class SequenceTaggingFamily(Family):
             tokens = tf.strings.lower(tokens, encoding="utf-8")
         characters = tf.strings.unicode_split(tokens.flat_values, "UTF-8", errors="replace")
         character_counts = collections.Counter(decode_strings(characters.flat_values.numpy()))
-        preprocessor.set_vocabulary(most_frequent_words(words, config.vocabulary_size - 2))
+        unlabeled = self._unlabeled_words(preprocessor, config)
+        vocabulary = most_frequent_words(words, config.vocabulary_size - 2)
+        if unlabeled:
+            known = set(vocabulary)
+            extra = [
+                word
+                for word in most_frequent_words(unlabeled, len(known) + config.vocabulary_size)
+                if word not in known
+            ]
+            vocabulary += extra[: config.vocabulary_size - 2 - len(vocabulary)]
+        preprocessor.set_vocabulary(vocabulary)
         preprocessor.set_characters(
             sorted(
                 character_counts, key=lambda character: (-character_counts[character], character)
@@ -228,9 +254,10 @@ class SequenceTaggingFamily(Family):
             config, preprocessor=preprocessor, tag_names=tag_names, intent_names=intent_names
         )
         if config.embedding_init == "word2vec":
-            print(f"Training word2vec on {len(words):,} sentences...", flush=True)
+            corpus = words + unlabeled
+            print(f"Training word2vec on {len(corpus):,} sentences and documents...", flush=True)
             matrix = word2vec_matrix(
-                words,
+                corpus,
                 preprocessor.get_vocabulary(),
                 dim=config.embedding_dim,
                 epochs=config.word2vec_epochs,
@@ -238,6 +265,24 @@ class SequenceTaggingFamily(Family):
             )
             model.token_embedding.embeddings.assign(matrix)
         return model
+
+    def _unlabeled_words(self, preprocessor, config) -> list[list[str]]:
+        """The first `unlabeled_documents` documents of the unlabeled text, as normalized words."""
+        if not config.unlabeled_documents or self.unlabeled_text is None:
+            return []
+        print(f"Tokenizing {config.unlabeled_documents:,} unlabeled documents...", flush=True)
+        documents = []
+        texts = self.unlabeled_text().take(config.unlabeled_documents).batch(1024)
+        for text in texts.prefetch(tf.data.AUTOTUNE):
+            text = tf.strings.regex_replace(text, r"<[^>]*>", " ")  # HTML line breaks.
+            # A document has many sentences: split each one's final period as the tokenizer
+            # does at the end of a sentence ("Paris. Then" -> "Paris . Then").
+            text = tf.strings.regex_replace(text, r"([^\s.][^\s.])\.(\s)", r"\1 .\2")
+            tokens = tokenize_sentences(text, config.split_clitics)
+            documents += [
+                decode_strings(row) for row in preprocessor.normalize_words(tokens).to_list()
+            ]
+        return documents
 
     def _examples(self, model: SequenceTagger, split: str, with_references: bool = False):
         """(features, labels) per sentence; with references, the gold strings as labels."""

@@ -64,7 +64,10 @@ def train(
     callbacks = [
         keras.callbacks.BackupAndRestore(str(runs_dir / name / "backup")),
         keras.callbacks.ModelCheckpoint(
-            str(best_weights), monitor=monitor, mode="max", save_best_only=True,
+            str(best_weights),
+            monitor=monitor,
+            mode="max",
+            save_best_only=True,
             save_weights_only=True,
         ),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),

@@ -94,7 +94,9 @@ class TextPreprocessor(keras.layers.Layer):
 
     def adapt(self, texts: tf.data.Dataset) -> None:
         """Builds the vocabulary (the `vocabulary_size - 2` most frequent words) from raw strings."""
-        self.set_vocabulary(most_frequent_words(self.tokenize_corpus(texts), self.vocabulary_size - 2))
+        self.set_vocabulary(
+            most_frequent_words(self.tokenize_corpus(texts), self.vocabulary_size - 2)
+        )
 
     def tokenize_corpus(self, texts: tf.data.Dataset) -> list[list[str]]:
         """Raw strings (a dataset, batched or not) -> lists of the words the model sees."""
@@ -120,7 +122,9 @@ class TextPreprocessor(keras.layers.Layer):
     def call(self, text, ragged=False):
         text = tf.convert_to_tensor(text)
         if text.dtype != tf.string:
-            raise InputError(f"TextPreprocessor expects strings, got a tensor of {text.dtype.name}.")
+            raise InputError(
+                f"TextPreprocessor expects strings, got a tensor of {text.dtype.name}."
+            )
         scalar = text.shape.rank == 0
         if scalar:
             text = tf.expand_dims(text, 0)
