@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -30,7 +31,9 @@ class AclImdb(tfds.core.GeneratorBasedBuilder):
     reviews (balanced pos/neg) and 50,000 unlabeled ones (label -1)."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Built from the upstream archive (or the zoo's mirror of it)."}
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {
+        "1.0.0": "Built from the upstream archive (or the zoo's mirror of it)."
+    }
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(

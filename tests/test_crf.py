@@ -5,10 +5,8 @@ import itertools
 import keras
 import numpy as np
 import pytest
-from seqeval.metrics import f1_score
 
 from zoo.layers.crf import CRF
-from zoo.span_f1 import SpanF1
 
 NUM_TAGS, LENGTH = 3, 4
 LENGTHS = [4, 2, 1]  # Real steps of each sequence; the rest is padding.
@@ -119,30 +117,3 @@ def test_crf_config_round_trip_and_errors():
     assert CRF.from_config(crf.get_config()).get_config() == crf.get_config()
     with pytest.raises(ValueError, match="num_tags must be a positive integer"):
         CRF(0)
-
-
-TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "I-ORG"]
-
-
-def test_span_f1_equals_seqeval_on_random_tag_sequences():
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        gold = rng.integers(0, len(TAGS), size=(6, 9))
-        noise = rng.integers(0, len(TAGS), size=gold.shape)
-        predicted = np.where(rng.random(gold.shape) < 0.6, gold, noise)
-        lengths = rng.integers(1, 10, size=6)
-        mask = np.arange(9)[None, :] < lengths[:, None]
-        metric = SpanF1(TAGS)
-        metric.update_state(gold, predicted, mask)
-        expected = f1_score(
-            [[TAGS[i] for i in row[:n]] for row, n in zip(gold, lengths)],
-            [[TAGS[i] for i in row[:n]] for row, n in zip(predicted, lengths)],
-        )
-        np.testing.assert_allclose(float(metric.result()), expected, atol=1e-6)
-
-
-def test_span_f1_rejects_tags_that_are_not_iob():
-    with pytest.raises(ValueError, match="not in IOB format"):
-        SpanF1(["O", "PER"])
-    metric = SpanF1(TAGS)
-    assert SpanF1.from_config(metric.get_config()).tag_names == TAGS

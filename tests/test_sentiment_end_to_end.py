@@ -89,7 +89,7 @@ def tensorflow_only_site(directory):
     for packages in site.getsitepackages():
         for item in Path(packages).iterdir():
             name = item.name.lower().replace("-", "_")
-            if not name.startswith(blocked) and not item.suffix == ".pth":
+            if not name.startswith(blocked) and item.suffix != ".pth":
                 target = directory / item.name
                 if not target.exists():
                     target.symlink_to(item)
@@ -102,7 +102,7 @@ def test_exported_saved_model_serves_with_tensorflow_alone(trained, tmp_path):
     assert version_dir.name == "1" and not list(version_dir.parent.glob(".partial*"))
     assert export_model("sentiment", model_dir=root / "model").name == "2"
     texts = ["A wonderful film!", "", "awful " * 200_000, "\xff\xfe bytes that are not UTF-8"]
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, "-S", "-c", SERVE, str(version_dir)],
         input=json.dumps(texts),
         capture_output=True,
@@ -131,7 +131,7 @@ def test_export_without_a_model_is_a_clear_error(tmp_path):
 
 
 def run_cli(*args, stdin=None):
-    return subprocess.run(
+    return subprocess.run(  # noqa: PLW1510 - callers assert the return code
         [sys.executable, "-m", "zoo", *args],
         input=stdin,
         capture_output=True,

@@ -150,7 +150,7 @@ def test_padding_and_neighbours_do_not_change_outputs(head):
     "overrides",
     [{"cell": "lstm", "head": "crf"}, {"cell": "gru", "head": "softmax", "intent_names": None}],
 )
-def test_one_training_step_updates_weights_and_reports_f1(overrides):
+def test_one_training_step_updates_weights(overrides):
     model = tiny_tagger(dropout=0.1, **overrides)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01, clipnorm=1.0))
     features = model.preprocessor(tf.constant(SENTENCES))
@@ -163,7 +163,6 @@ def test_one_training_step_updates_weights_and_reports_f1(overrides):
     before = [w.copy() for w in model.get_weights()]
     history = model.fit(x, y, batch_size=3, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    assert 0.0 <= history.history["f1"][0] <= 1.0
     assert ("intent_accuracy" in history.history) == bool(model.intent_names)
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
 
@@ -233,7 +232,7 @@ JAX_SMOKE = textwrap.dedent("""
     x = {{k: v.numpy() for k, v in features.items()}}
     y = {{"tags": np.zeros((2, 2), "int32"), "intent": np.zeros(2, "int32")}}
     history = model.fit(x, y, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0]) and "f1" in history.history
+    assert np.isfinite(history.history["loss"][0]) and "intent_accuracy" in history.history
     print(model.predict(["to Boston", ""], verbose=0)["tag_ids"].shape)
     """)
 

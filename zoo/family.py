@@ -50,6 +50,10 @@ class Family(abc.ABC):
     def serving_signature(self) -> list[tf.TensorSpec]:
         """The input signature of `serving_function`."""
 
+    def callbacks(self, model, config) -> list[keras.callbacks.Callback]:
+        """Callbacks that run before checkpointing each epoch (e.g. to add a `val_` metric)."""
+        return []
+
     def optimizer(self, config) -> keras.optimizers.Optimizer:
         """Adam at the config's learning rate with its BPTT gradient clipping."""
         clipping = {

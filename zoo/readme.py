@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 from zoo.registry import entry_names, get_entry
 from zoo.runtime import ROOT

@@ -26,7 +26,7 @@ class Entry:
     """
 
     name: str
-    family: "Family"
+    family: Family
     config_class: type
     description: str
 

@@ -6,7 +6,6 @@ from zoo.errors import InputError
 from zoo.layers import MaskedPooling, RecurrentStack
 from zoo.layers.character_encoder import CharacterEncoder
 from zoo.layers.crf import CRF
-from zoo.span_f1 import SpanF1
 from zoo.task import PREDICT_BATCH_SIZE, Task, as_string_batch, pad_to_multiple
 
 HEADS = ("softmax", "crf")
@@ -25,8 +24,9 @@ class SequenceTagger(Task):
     sentences, which `preprocessor` tokenizes and encodes.
 
     The model computes its own loss (the CRF's negative log-likelihood or the per-token
-    cross-entropy, plus `intent_loss_weight` times the intent cross-entropy) and its metrics
-    (`f1`: exact-span F1; `intent_accuracy`), so `compile` needs only an optimizer. Targets
+    cross-entropy, plus `intent_loss_weight` times the intent cross-entropy) and, with an
+    intent head, `intent_accuracy`, so `compile` needs only an optimizer (span F1 is seqeval's,
+    computed on whole splits outside the graph by `SequenceTaggingFamily`). Targets
     are a dict: `tags` (batch, time) tag ids and, with an intent head, `intent` (batch,) ids,
     where -1 marks an intent unknown to the model (left out of the loss, counted as wrong).
 
@@ -175,7 +175,6 @@ class SequenceTagger(Task):
         self.intent_loss_weight = intent_loss_weight
 
         # === Metrics ===
-        self.span_f1 = SpanF1(tag_names, name="f1")
         self.intent_accuracy = keras.metrics.Mean(name="intent_accuracy") if intent_names else None
 
     def predict(self, x, batch_size=None, **kwargs):
@@ -238,8 +237,6 @@ class SequenceTagger(Task):
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        mask = ops.not_equal(x["token_ids"], 0)
-        self.span_f1.update_state(y["tags"], y_pred["tag_ids"], mask)
         if self.intent_accuracy is not None and "intent" in y:
             predicted = ops.cast(ops.argmax(y_pred["intent_logits"], axis=-1), "int32")
             self.intent_accuracy.update_state(

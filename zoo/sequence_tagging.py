@@ -127,6 +127,23 @@ def decode_strings(values) -> list[str]:
     return [value.decode("utf-8") for value in values]
 
 
+class DevelopmentScore(keras.callbacks.Callback):
+    """Adds `val_f1` to each epoch's logs from `score()` (the family's seqeval scoring).
+
+    Placed before the checkpoint and early-stopping callbacks, which then select epochs by it.
+    """
+
+    def __init__(self, score: Callable[[], dict]):
+        super().__init__()
+        self.score = score
+
+    def on_epoch_end(self, epoch, logs=None):
+        results = self.score()
+        if logs is not None:
+            logs["val_f1"] = results["f1"]
+        print(f"Epoch {epoch + 1}: development span F1 (seqeval) {results['f1']:.4f}", flush=True)
+
+
 class SequenceTaggingFamily(Family):
     """Sequence tagger over a dataset of tokenized, tagged sentences.
 
@@ -331,8 +348,12 @@ class SequenceTaggingFamily(Family):
         return train, validation.cache().prefetch(tf.data.AUTOTUNE)
 
     def compile(self, model, config) -> None:
-        # The model computes its own loss (CRF or softmax, plus intent) and metrics (f1).
+        # The model computes its own loss (CRF or softmax, plus intent) and intent accuracy.
         model.compile(optimizer=self.optimizer(config))
+
+    def callbacks(self, model, config) -> list[keras.callbacks.Callback]:
+        """`val_f1`: seqeval's span F1 on the whole development split, after every epoch."""
+        return [DevelopmentScore(lambda: self._score(model, config, self.validation_split))]
 
     def _score(self, model: SequenceTagger, config, split: str) -> dict:
         """Span metrics (seqeval, conlleval rules) over every sentence of a split."""

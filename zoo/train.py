@@ -62,6 +62,8 @@ def train(
     monitor = f"val_{family.metric}"
     best_weights = run_dir / "best.weights.h5"
     callbacks = [
+        # First: a family's callbacks may add the metric the checkpoint and early stopping watch.
+        *family.callbacks(model, config),
         keras.callbacks.BackupAndRestore(str(runs_dir / name / "backup")),
         keras.callbacks.ModelCheckpoint(
             str(best_weights),
@@ -85,7 +87,7 @@ def train(
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch or None,
         callbacks=callbacks,
-        verbose=int(os.environ.get("ZOO_VERBOSE", 1)),
+        verbose=int(os.environ.get("ZOO_VERBOSE", "1")),
     )
     if best_weights.exists():
         model.load_weights(best_weights)
