@@ -272,3 +272,22 @@ def test_unlabeled_text_is_read_up_to_the_configured_number_of_documents():
     assert len(read(10)) == 3
     with pytest.raises(ConfigError, match="unlabeled_documents"):
         read(-1)
+
+
+def test_tag_confusions_count_token_errors_and_pick_the_most_confused_tags(tmp_path):
+    from zoo.plots import plot_confusions
+    from zoo.sequence_tagging import most_confused_tags, tag_confusions
+
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"], ["B-LOC"]]
+    predicted = [["B-PER", "O", "O", "B-ORG"], ["B-LOC", "O"], ["B-ORG"]]
+    confusions = tag_confusions(gold, predicted)
+    assert confusions == [
+        {"gold": "B-LOC", "predicted": "B-ORG", "count": 2},
+        {"gold": "B-ORG", "predicted": "B-LOC", "count": 1},
+        {"gold": "I-PER", "predicted": "O", "count": 1},
+    ]
+    assert tag_confusions(gold, predicted, limit=1) == confusions[:1]
+    assert most_confused_tags(confusions, limit=3) == ["B-LOC", "B-ORG", "I-PER"]
+    assert most_confused_tags(confusions, limit=10) == ["O", "B-LOC", "B-ORG", "I-PER"]
+    plot_confusions(confusions, ["O", "B-LOC", "B-ORG"], tmp_path / "confusion.png")
+    assert (tmp_path / "confusion.png").stat().st_size > 1000

@@ -103,6 +103,7 @@ def test_training_and_evaluation_cover_the_whole_splits(trained, monkeypatch):
     assert (run_dir / "tags.txt").read_text().splitlines()[0] == "O"
     vocabulary = (run_dir / "vocabulary.txt").read_text().splitlines()
     assert ("wonderful" in vocabulary) is (name == "ner")  # A word of IMDB reviews only.
+    assert metrics["figures"] == ["confusion.png"] and (root / "model" / "confusion.png").exists()
     training = json.loads((root / "model" / "training.json").read_text())
     # Epochs are selected by seqeval's F1 on the whole dev split: the kept epoch's score is
     # what evaluation measures again on the saved model.

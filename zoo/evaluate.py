@@ -39,12 +39,14 @@ def evaluate_model(
     model = keras.saving.load_model(model_path, compile=False)
     started = time.time()
     results = entry.family.evaluate(model, config, split)
+    figures = entry.family.save_figures(results, output_dir)
     metrics = {
         "entry": name,
         "metric": entry.family.metric,
         "value": results[entry.family.metric],
         "split": split,
         **results,
+        "figures": figures,
         "evaluation": {"wall_seconds": round(time.time() - started, 1), **run_facts()},
         "training": {
             key: training.get(key)

@@ -50,6 +50,10 @@ class Family(abc.ABC):
     def serving_signature(self) -> list[tf.TensorSpec]:
         """The input signature of `serving_function`."""
 
+    def save_figures(self, results: dict, output_dir: Path) -> list[str]:
+        """Writes figures of evaluation `results` (e.g. a confusion plot); their file names."""
+        return []
+
     def callbacks(self, model, config) -> list[keras.callbacks.Callback]:
         """Callbacks that run before checkpointing each epoch (e.g. to add a `val_` metric)."""
         return []

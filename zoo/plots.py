@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # Headless: runs on servers and CI without a display.
 import matplotlib.pyplot as plt
@@ -27,6 +28,33 @@ def plot_training_curves(
         axis.legend()
     if title:
         figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_confusions(
+    confusions: list[dict], labels: list[str], path: str | Path, title: str = ""
+) -> None:
+    """Gold (rows) x predicted (columns) token counts over `labels`, from sparse `confusions`
+    ({"gold", "predicted", "count"}); the diagonal (correct tokens) is left blank."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for cell in confusions:
+        if cell["gold"] in index and cell["predicted"] in index:
+            matrix[index[cell["gold"]], index[cell["predicted"]]] += cell["count"]
+    np.fill_diagonal(matrix, 0)
+    size = 2.0 + 0.55 * len(labels)
+    figure, axis = plt.subplots(figsize=(size + 1.5, size))
+    ConfusionMatrixDisplay(matrix, display_labels=labels).plot(
+        ax=axis, cmap="Reds", xticks_rotation=60, values_format="d", colorbar=True
+    )
+    axis.set_xlabel("predicted tag")
+    axis.set_ylabel("gold tag")
+    if title:
+        axis.set_title(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

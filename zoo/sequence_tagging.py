@@ -27,6 +27,7 @@ from zoo.layers.sequence_tagger_preprocessor import (
     tokenize_sentences,
 )
 from zoo.layers.text_preprocessor import OOV_ID, most_frequent_words
+from zoo.plots import plot_confusions
 from zoo.sequence_tagger import HEADS, SequenceTagger
 from zoo.task import as_string_batch
 from zoo.word_vectors import word2vec_matrix
@@ -35,6 +36,7 @@ from zoo.word_vectors import word2vec_matrix
 UNTRAINED_TAGS = ("O",)
 UNTRAINED_INTENTS = ("unknown",)
 UNTRAINED_CHARACTER_VOCABULARY_SIZE = 128
+CONFUSION_PLOT_TAGS = 12
 
 
 @dataclasses.dataclass
@@ -125,6 +127,31 @@ def string_table(keys, default: int) -> tf.lookup.StaticHashTable:
 
 def decode_strings(values) -> list[str]:
     return [value.decode("utf-8") for value in values]
+
+
+def tag_confusions(
+    gold: list[list[str]], predicted: list[list[str]], limit: int = 40
+) -> list[dict]:
+    """Token-level errors: {"gold", "predicted", "count"} of the `limit` most confused pairs."""
+    counts = collections.Counter(
+        (gold_tag, predicted_tag)
+        for gold_tags, predicted_tags in zip(gold, predicted)
+        for gold_tag, predicted_tag in zip(gold_tags, predicted_tags)
+        if gold_tag != predicted_tag
+    )
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [{"gold": g, "predicted": p, "count": count} for (g, p), count in ranked[:limit]]
+
+
+def most_confused_tags(confusions: list[dict], limit: int) -> list[str]:
+    """Up to `limit` tags that take part in the most token errors, "O" first when present."""
+    errors = collections.Counter()
+    for cell in confusions:
+        errors[cell["gold"]] += cell["count"]
+        errors[cell["predicted"]] += cell["count"]
+    tags = [tag for tag, _ in sorted(errors.items(), key=lambda item: (-item[1], item[0]))]
+    tags = tags[:limit]
+    return sorted(tags, key=lambda tag: (tag != "O", tag[2:], tag))
 
 
 class DevelopmentScore(keras.callbacks.Callback):
@@ -392,8 +419,22 @@ class SequenceTaggingFamily(Family):
                 for span_type, scores in sorted(report.items())
                 if " avg" not in span_type
             }
+        results["confusions"] = tag_confusions(gold, predicted)
         results["num_examples"] = len(gold)
         return results
+
+    def save_figures(self, results: dict, output_dir: Path) -> list[str]:
+        """confusion.png: token counts of the most confused tags on the evaluated split."""
+        if not results.get("confusions"):
+            return []
+        tags = most_confused_tags(results["confusions"], limit=CONFUSION_PLOT_TAGS)
+        plot_confusions(
+            results["confusions"],
+            tags,
+            Path(output_dir) / "confusion.png",
+            title=f"Token errors among the {len(tags)} most confused tags",
+        )
+        return ["confusion.png"]
 
     def tokenizer_agreement(self, model: SequenceTagger, split: str) -> float:
         """Fraction of sentences whose text the in-graph tokenizer splits into the gold tokens."""
