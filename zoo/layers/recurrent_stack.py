@@ -2,6 +2,7 @@ import functools
 
 import keras
 
+from zoo.layers import fused_rnn
 from zoo.layers.jordan_rnn_cell import JordanRNNCell
 from zoo.layers.peephole_lstm_cell import PeepholeLSTMCell
 
@@ -59,6 +60,11 @@ class RecurrentStack(keras.layers.Layer):
             "jordan", on the fed-back output.
         residual: bool. Add each layer's input to its output where the widths match.
         return_sequences: bool. Return all steps of the last layer, else its final state.
+        implementation: str. How LSTM layers run on the JAX backend: "auto" (fused cuDNN
+            kernels with per-sequence lengths on a GPU, see `zoo.layers.fused_rnn`; the Keras
+            layers elsewhere), "keras" (always the Keras layers), "cudnn" or "reference" (the
+            fused computation's cuDNN kernel or its `lax.scan` reference, for tests and
+            benchmarks). Weights and saved files are the same whichever runs.
 
     Examples:
     >>> stack = RecurrentStack(cell="gru", units=64, num_layers=2, bidirectional=True)
@@ -76,6 +82,7 @@ class RecurrentStack(keras.layers.Layer):
         recurrent_dropout=0.0,
         residual=False,
         return_sequences=True,
+        implementation="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -84,6 +91,11 @@ class RecurrentStack(keras.layers.Layer):
         if merge_mode not in MERGE_MODES:
             raise ValueError(
                 f"merge_mode must be one of {', '.join(MERGE_MODES)}; got {merge_mode!r}."
+            )
+        if implementation not in fused_rnn.IMPLEMENTATIONS:
+            raise ValueError(
+                f"implementation must be one of {', '.join(fused_rnn.IMPLEMENTATIONS)}; "
+                f"got {implementation!r}."
             )
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}.")
@@ -117,6 +129,7 @@ class RecurrentStack(keras.layers.Layer):
         self.recurrent_dropout = recurrent_dropout
         self.residual = residual
         self.return_sequences = return_sequences
+        self.implementation = implementation
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -131,12 +144,29 @@ class RecurrentStack(keras.layers.Layer):
     def call(self, inputs, mask=None, training=None):
         outputs = inputs
         for index, layer in enumerate(self.recurrent_layers):
-            layer_outputs = layer(outputs, mask=mask, training=training)
+            if self._fused(layer):
+                layer_outputs = fused_rnn.fused_lstm_layer(
+                    layer, outputs, mask, bool(training), self.implementation
+                )
+            else:
+                layer_outputs = layer(outputs, mask=mask, training=training)
             same_shape = layer_outputs.shape[-1] == outputs.shape[-1]
             if self.residual and index > 0 and same_shape and len(layer_outputs.shape) == 3:
                 layer_outputs = layer_outputs + outputs
             outputs = layer_outputs
         return outputs
+
+    def _fused(self, layer) -> bool:
+        if self.implementation == "keras":
+            return False
+        if not fused_rnn.can_fuse(layer, self.recurrent_dropout):
+            if self.implementation != "auto":
+                raise ValueError(
+                    f"implementation={self.implementation!r} needs LSTM layers with default "
+                    "activations, no recurrent dropout, float32, on the JAX backend."
+                )
+            return False
+        return self.implementation != "auto" or fused_rnn.jax_cudnn_available()
 
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences else None
@@ -154,6 +184,7 @@ class RecurrentStack(keras.layers.Layer):
                 "recurrent_dropout": self.recurrent_dropout,
                 "residual": self.residual,
                 "return_sequences": self.return_sequences,
+                "implementation": self.implementation,
             }
         )
         return config
