@@ -47,7 +47,7 @@ test: setup
 bench: setup
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q '.[bench]'
 	ZOO_DATA_MIRROR=$(DATA_MIRROR) KERAS_BACKEND=$(BACKEND) TF_CPP_MIN_LOG_LEVEL=2 \
-		$(PY) -m bench.throughput $(BENCH_ARGS)
+		$(PY) -m bench $(BENCH_ARGS)
 
 # ||dL/dh_0|| against sequence length for Elman, LSTM and GRU: the vanishing-gradient plot.
 gradient-norms: setup
