@@ -241,6 +241,16 @@ def test_two_kinds_of_clipping_at_once_are_refused():
         entry.family.compile(model, config)
 
 
+def test_weight_ema_is_configured_on_the_optimizer_and_validated():
+    entry = get_entry("sentiment")
+    config = resolve_config(entry.config_class, {**TINY_SENTIMENT, "ema_momentum": 0.99})
+    optimizer = entry.family.optimizer(config)
+    assert optimizer.use_ema and optimizer.ema_momentum == 0.99
+    assert not entry.family.optimizer(resolve_config(entry.config_class, TINY_SENTIMENT)).use_ema
+    with pytest.raises(ConfigError, match="ema_momentum"):
+        entry.family.optimizer(resolve_config(entry.config_class, {"ema_momentum": 1.0}))
+
+
 # Each entry's tiny recipe and the writer of its tiny dataset archive(s) under a mirror folder.
 # An entry of a new family needs a line here before its one-step test can run.
 TINY_ENTRIES = {

@@ -80,8 +80,11 @@ def trained(request, tmp_path_factory):
         patch.setenv("ZOO_VERBOSE", "0")
         overrides = {**TINY_TAGGER, "embedding_init": "word2vec", "word2vec_epochs": 1}
         if name == "ner":
-            # Word2vec also reads IMDB reviews, whose words join the vocabulary.
-            overrides.update(character_encoder="bilstm", unlabeled_documents=1000)
+            # Word2vec also reads IMDB reviews (their words join the vocabulary), and a weight
+            # EMA: the averaged weights are the ones scored, kept and saved.
+            overrides.update(
+                character_encoder="bilstm", unlabeled_documents=1000, ema_momentum=0.5, epochs=2
+            )
         metrics = train(name, overrides, output_dir=root / "model", runs_dir=root / "runs")
         yield name, root, metrics
 

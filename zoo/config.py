@@ -38,6 +38,9 @@ class TrainingConfig:
     clipnorm: float = 1.0
     global_clipnorm: float = 0.0
     clipvalue: float = 0.0
+    # Exponential moving average of the weights (0 disables): epochs are evaluated, selected
+    # and saved with the averaged weights, which are steadier than the last step's.
+    ema_momentum: float = 0.0
     # Fraction of the official training split held out for model selection; the test split
     # is only ever used for the final number.
     validation_fraction: float = 0.1

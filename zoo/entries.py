@@ -63,6 +63,7 @@ class NerConfig(SequenceTaggingConfig):
     vocabulary_size: int = 40000
     unlabeled_documents: int = 75000
     word2vec_epochs: int = 10
+    ema_momentum: float = 0.999
 
 
 register(

@@ -59,7 +59,7 @@ class Family(abc.ABC):
         return []
 
     def optimizer(self, config) -> keras.optimizers.Optimizer:
-        """Adam at the config's learning rate with its BPTT gradient clipping."""
+        """Adam at the config's learning rate with its BPTT gradient clipping (and weight EMA)."""
         clipping = {
             key: getattr(config, key)
             for key in ("clipnorm", "global_clipnorm", "clipvalue")
@@ -70,4 +70,7 @@ class Family(abc.ABC):
                 "Set at most one of clipnorm, global_clipnorm and clipvalue (0 disables); "
                 f"got {', '.join(f'{key}={value}' for key, value in clipping.items())}."
             )
+        config.require_rates("ema_momentum")
+        if config.ema_momentum:
+            clipping.update(use_ema=True, ema_momentum=config.ema_momentum)
         return keras.optimizers.Adam(learning_rate=config.learning_rate, **clipping)

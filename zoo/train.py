@@ -61,8 +61,12 @@ def train(
     family.compile(model, config)
     monitor = f"val_{family.metric}"
     best_weights = run_dir / "best.weights.h5"
+    # With a weight EMA, the averaged weights are swapped in at each epoch's end, before the
+    # family's callbacks score them and the checkpoint saves them.
+    averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []
     callbacks = [
-        # First: a family's callbacks may add the metric the checkpoint and early stopping watch.
+        *averaging,
+        # Next: a family's callbacks may add the metric the checkpoint and early stopping watch.
         *family.callbacks(model, config),
         keras.callbacks.BackupAndRestore(str(runs_dir / name / "backup")),
         keras.callbacks.ModelCheckpoint(
