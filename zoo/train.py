@@ -18,6 +18,32 @@ from zoo.registry import get_entry
 from zoo.runtime import ROOT, run_facts
 
 
+class SwapEMAWeights(keras.callbacks.SwapEMAWeights):
+    """`keras.callbacks.SwapEMAWeights` whose swaps copy values.
+
+    On JAX, Keras's version assigns one variable's array to the other, so a weight and its
+    average share a buffer that the next training step donates, and the average is lost
+    ("Array has been deleted"). Copying through NumPy keeps them apart on every backend.
+    """
+
+    def _backend_swap_variables(self, optimizer):
+        for variable, average in zip(
+            optimizer._trainable_variables, optimizer._model_variables_moving_average
+        ):
+            value, averaged = (
+                keras.ops.convert_to_numpy(variable),
+                keras.ops.convert_to_numpy(average),
+            )
+            variable.assign(averaged)
+            average.assign(value)
+
+    def _backend_finalize_ema_values(self, optimizer):
+        for variable, average in zip(
+            optimizer._trainable_variables, optimizer._model_variables_moving_average
+        ):
+            average.assign(keras.ops.convert_to_numpy(variable))
+
+
 def save_model_atomically(model: keras.Model, path: Path) -> None:
     """Saves `model` without optimizer state, via a temporary file renamed into place."""
     # A fresh copy holds the weights only: the optimizer's slots would triple the file size.
@@ -63,7 +89,7 @@ def train(
     best_weights = run_dir / "best.weights.h5"
     # With a weight EMA, the averaged weights are swapped in at each epoch's end, before the
     # family's callbacks score them and the checkpoint saves them.
-    averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []
+    averaging = [SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []
     callbacks = [
         *averaging,
         # Next: a family's callbacks may add the metric the checkpoint and early stopping watch.
