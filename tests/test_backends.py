@@ -43,3 +43,49 @@ def test_jax_backend_builds_and_trains_one_step(cell, recurrent_dropout):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(2, 2)" in result.stdout
+
+
+EMA = textwrap.dedent("""
+    import keras, numpy as np
+    from zoo.train import SwapEMAWeights
+    assert keras.backend.backend() == "jax"
+    rng = np.random.default_rng(0)
+    x, y = rng.random((32, 5), dtype="float32"), rng.random((32, 1), dtype="float32")
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.1, use_ema=True, ema_momentum=0.5),
+                  loss="mse")
+    seen = []
+
+    class Check(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            averages = [keras.ops.convert_to_numpy(v)
+                        for v in model.optimizer._model_variables_moving_average]
+            seen.append([w.copy() for w in model.get_weights()])
+            # The averages are swapped in, the raw weights parked; after the last epoch
+            # Keras finalizes both to the averages.
+            swapped = not all(np.allclose(a, w) for a, w in zip(averages, seen[-1]))
+            assert swapped == (epoch < 2)
+
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0, validation_data=(x, y),
+              callbacks=[SwapEMAWeights(swap_on_epoch=True), Check(),
+                         keras.callbacks.ModelCheckpoint("{path}", save_weights_only=True)])
+    model.load_weights("{path}")
+    assert all(np.allclose(a, b) for a, b in zip(model.get_weights(), seen[-1]))
+    print("ok")
+    """)
+
+
+def test_weight_ema_swaps_and_checkpoints_on_jax(tmp_path):
+    """Keras's own SwapEMAWeights loses the averages on JAX ("Array has been deleted")."""
+    pytest.importorskip("jax")
+    script = EMA.format(path=tmp_path / "ema.weights.h5")
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(KERAS_BACKEND="jax"),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
