@@ -61,6 +61,7 @@ EMA = textwrap.dedent("""
             averages = [keras.ops.convert_to_numpy(v)
                         for v in model.optimizer._model_variables_moving_average]
             seen.append([w.copy() for w in model.get_weights()])
+            logs["val_score"] = -float(np.square(model.predict_on_batch(x) - y).mean())
             # The averages are swapped in, the raw weights parked; after the last epoch
             # Keras finalizes both to the averages.
             swapped = not all(np.allclose(a, w) for a, w in zip(averages, seen[-1]))
@@ -68,7 +69,8 @@ EMA = textwrap.dedent("""
 
     model.fit(x, y, epochs=3, batch_size=8, verbose=0, validation_data=(x, y),
               callbacks=[SwapEMAWeights(swap_on_epoch=True), Check(),
-                         keras.callbacks.ModelCheckpoint("{path}", save_weights_only=True)])
+                         keras.callbacks.ModelCheckpoint("{path}", save_weights_only=True,
+                                                         monitor="val_score", mode="max")])
     model.load_weights("{path}")
     assert all(np.allclose(a, b) for a, b in zip(model.get_weights(), seen[-1]))
     print("ok")
