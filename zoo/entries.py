@@ -60,7 +60,9 @@ class NerConfig(SequenceTaggingConfig):
 
     epochs: int = 40
     early_stopping_patience: int = 8
-    vocabulary_size: int = 40000
+    # Every train word (17.5k) and IMDB's most frequent others: 30k keeps the model at 18 MB
+    # (40k measured test F1 87.03 at 22.7 MB, over the repository's size budget).
+    vocabulary_size: int = 30000
     unlabeled_documents: int = 75000
     word2vec_epochs: int = 10
     ema_momentum: float = 0.999
@@ -76,6 +78,6 @@ register(
             unlabeled_text=imdb_reviews,
         ),
         config_class=NerConfig,
-        description="many-to-many: CoNLL-2003 NER, char-CNN + 2 x BiLSTM + CRF, word2vec on train",
+        description="many-to-many: CoNLL-2003 NER, char-CNN + 2 x BiLSTM + CRF, word2vec on train + IMDB",
     )
 )
