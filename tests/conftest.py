@@ -1,5 +1,7 @@
 import io
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -74,6 +76,21 @@ TINY_SENTIMENT = {
     "validation_fraction": 0.25,
     "bucket_step": 8,
 }
+
+
+def run_on_jax(script: str, *args: str, timeout: int = 300) -> str:
+    """Runs `script` in a fresh interpreter on the JAX backend; asserts success, returns stdout."""
+    pytest.importorskip("jax")
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(KERAS_BACKEND="jax"),
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
 
 
 def subprocess_env(**extra) -> dict:

@@ -1,12 +1,10 @@
 """Backend smoke tests, each in a fresh interpreter (Keras fixes its backend at import)."""
 
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from tests.conftest import subprocess_env
+from tests.conftest import run_on_jax
 
 SMOKE = textwrap.dedent("""
     import keras, numpy as np
@@ -31,18 +29,8 @@ SMOKE = textwrap.dedent("""
     [("lstm", 0.0), ("gru", 0.0), ("jordan", 0.1), ("peephole_lstm", 0.1)],
 )
 def test_jax_backend_builds_and_trains_one_step(cell, recurrent_dropout):
-    pytest.importorskip("jax")
     smoke = SMOKE.format(backend="jax", cell=cell, recurrent_dropout=recurrent_dropout)
-    result = subprocess.run(
-        [sys.executable, "-c", smoke],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=subprocess_env(KERAS_BACKEND="jax"),
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "(2, 2)" in result.stdout
+    assert "(2, 2)" in run_on_jax(smoke)
 
 
 EMA = textwrap.dedent("""
@@ -79,15 +67,4 @@ EMA = textwrap.dedent("""
 
 def test_weight_ema_swaps_and_checkpoints_on_jax(tmp_path):
     """Keras's own SwapEMAWeights loses the averages on JAX ("Array has been deleted")."""
-    pytest.importorskip("jax")
-    script = EMA.format(path=tmp_path / "ema.weights.h5")
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=subprocess_env(KERAS_BACKEND="jax"),
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().endswith("ok")
+    assert run_on_jax(EMA.format(path=tmp_path / "ema.weights.h5")).strip().endswith("ok")

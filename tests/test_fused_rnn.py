@@ -6,13 +6,12 @@ subprocess, against the Keras LSTM layers (the generic path) with the same weigh
 """
 
 import json
-import subprocess
-import sys
 import textwrap
 
+import numpy as np
 import pytest
 
-from tests.conftest import subprocess_env
+from tests.conftest import run_on_jax
 from zoo.layers.recurrent_stack import RecurrentStack
 
 CHECK = textwrap.dedent("""
@@ -82,16 +81,8 @@ CASES = [
 
 
 def test_fused_lstm_equals_keras_layers_outputs_and_gradients_on_jax():
-    result = subprocess.run(
-        [sys.executable, "-c", CHECK, json.dumps(CASES)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=subprocess_env(KERAS_BACKEND="jax"),
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    stdout = run_on_jax(CHECK, json.dumps(CASES), timeout=600)
+    report = json.loads(stdout.strip().splitlines()[-1])
     assert [case["options"] for case in report] == CASES
     for case in report:
         assert case["output_gap"] < 1e-5, case
@@ -106,4 +97,4 @@ def test_implementation_is_validated_and_serialized():
     # Only LSTMs on JAX have a fused kernel: asking for it elsewhere is an error, not a fallback.
     stack = RecurrentStack(cell="gru", units=3, implementation="reference")
     with pytest.raises(ValueError, match="needs LSTM layers"):
-        stack(__import__("numpy").zeros((2, 4, 3), "float32"))
+        stack(np.zeros((2, 4, 3), "float32"))

@@ -1,8 +1,6 @@
 """The sequence tagger, its preprocessor and its config, on tiny hand-made vocabularies."""
 
 import os
-import subprocess
-import sys
 import tempfile
 import textwrap
 
@@ -12,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from tests.conftest import subprocess_env
+from tests.conftest import run_on_jax
 from tests.tagging_fixtures import TINY_TAGGER
 from zoo.config import resolve_config
 from zoo.errors import ConfigError, InputError, UnknownEntryError
@@ -238,17 +236,7 @@ JAX_SMOKE = textwrap.dedent("""
 
 
 def test_jax_backend_trains_the_crf_tagger_one_step():
-    pytest.importorskip("jax")
-    result = subprocess.run(
-        [sys.executable, "-c", JAX_SMOKE.format(tiny=TINY_TAGGER)],
-        capture_output=True,
-        text=True,
-        env=subprocess_env(KERAS_BACKEND="jax"),
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "(2, 32)" in result.stdout
+    assert "(2, 32)" in run_on_jax(JAX_SMOKE.format(tiny=TINY_TAGGER))
 
 
 def test_unlabeled_text_is_read_up_to_the_configured_number_of_documents():

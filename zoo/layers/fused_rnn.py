@@ -48,19 +48,20 @@ def can_fuse(layer, recurrent_dropout: float) -> bool:
         return False
     if layer.compute_dtype != "float32":  # cuDNN RNNs in jax.experimental.rnn: float32 only
         return False
-    cells = [
-        getattr(getattr(layer, direction, None), "cell", None)
-        for direction in ("forward_layer", "backward_layer")
-    ]
-    if isinstance(layer, keras.layers.LSTM):
-        cells = [layer.cell]
     return all(
         isinstance(cell, keras.layers.LSTMCell)
         and cell.use_bias
         and cell.activation is keras.activations.tanh
         and cell.recurrent_activation is keras.activations.sigmoid
-        for cell in cells
+        for cell in (sublayer.cell for sublayer in directions(layer))
     )
+
+
+def directions(layer) -> list:
+    """The recurrent layers of stack layer `layer`: itself, or a Bidirectional's two."""
+    if isinstance(layer, keras.layers.Bidirectional):
+        return [layer.forward_layer, layer.backward_layer]
+    return [layer]
 
 
 def pack_lstm_weights(cells) -> object:
@@ -82,15 +83,11 @@ def fused_lstm_layer(layer, inputs, mask=None, training=False, implementation="a
     Returns what `layer(inputs, mask=mask, training=training)` returns at every unpadded step
     (all steps with `return_sequences`, else the final state), with 0 at padded steps.
     """
-    import jax
     from jax import numpy as jnp
     from jax.experimental import rnn
 
-    bidirectional = isinstance(layer, keras.layers.Bidirectional)
-    if bidirectional:
-        sublayers = [layer.forward_layer, layer.backward_layer]
-    else:
-        sublayers = [layer]
+    sublayers = directions(layer)
+    bidirectional = len(sublayers) == 2
     cells = [sublayer.cell for sublayer in sublayers]
     units = cells[0].units
     x = jnp.asarray(inputs)
@@ -128,14 +125,13 @@ def fused_lstm_layer(layer, inputs, mask=None, training=False, implementation="a
         forward, backward = outputs[..., :units], outputs[..., units:]
     else:
         forward, backward = final_h[0], final_h[1]
-    return merge(layer.merge_mode, forward, backward, jax)
+    return merge(layer.merge_mode, forward, backward)
 
 
-def merge(mode: str, forward, backward, jax):
+def merge(mode: str, forward, backward):
     """Combines the two directions as `keras.layers.Bidirectional(merge_mode=mode)` does."""
-    jnp = jax.numpy
     if mode == "concat":
-        return jnp.concatenate([forward, backward], axis=-1)
+        return keras.ops.concatenate([forward, backward], axis=-1)
     if mode == "sum":
         return forward + backward
     if mode == "ave":
