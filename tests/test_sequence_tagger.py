@@ -1,5 +1,6 @@
 """The sequence tagger, its preprocessor and its config, on tiny hand-made vocabularies."""
 
+import dataclasses
 import os
 import tempfile
 import textwrap
@@ -279,3 +280,52 @@ def test_tag_confusions_count_token_errors_and_pick_the_most_confused_tags(tmp_p
     assert most_confused_tags(confusions, limit=10) == ["O", "B-LOC", "B-ORG", "I-PER"]
     plot_confusions(confusions, ["O", "B-LOC", "B-ORG"], tmp_path / "confusion.png")
     assert (tmp_path / "confusion.png").stat().st_size > 1000
+
+
+def test_training_drops_singletons_to_oov_and_can_freeze_the_embeddings(tmp_path):
+    from zoo.sequence_tagging import SequenceTaggingFamily
+
+    # "boston" and "denver" occur once in the training split, "flights" and "to" three times.
+    sentences = [["flights", "to", "boston"], ["flights", "to", "denver"], ["flights", "to"]]
+
+    def load_split(split):
+        return tf.data.Dataset.from_tensor_slices(
+            {
+                "text": [" ".join(tokens) for tokens in sentences],
+                "tokens": tf.ragged.constant(sentences),
+                "tags": tf.ragged.constant([["O"] * len(tokens) for tokens in sentences]),
+            }
+        )
+
+    family = SequenceTaggingFamily(load_split=load_split, tag_names=("O",))
+    config = resolve_config(
+        SequenceTaggingConfig,
+        {**TINY_TAGGER, "embedding_init": "random", "train_embeddings": "false"},
+    )
+    model = family.prepare_model(config, tmp_path)
+    words = ["<padding>", "<oov>", *model.preprocessor.get_vocabulary()]
+    singletons = family._singletons(family._examples(model, "train"), model.vocabulary_size)
+    assert sorted(words[i] for i in np.flatnonzero(singletons.numpy())) == ["boston", "denver"]
+
+    def training_words(**overrides):
+        train, _ = family.training_data(model, dataclasses.replace(config, **overrides))
+        return [
+            words[index]
+            for features, _ in train.as_numpy_iterator()
+            for index in features["token_ids"].ravel()
+            if index
+        ]
+
+    kept = training_words(word_dropout=0.0, singleton_dropout=0.0)
+    assert sorted(kept) == sorted(word for tokens in sentences for word in tokens)
+    dropped = training_words(word_dropout=0.0, singleton_dropout=0.999)
+    assert sorted(dropped) == ["<oov>"] * 2 + ["flights"] * 3 + ["to"] * 3
+
+    # train_embeddings=false: a training step leaves the word vectors as they were.
+    assert not model.token_embedding.trainable
+    family.compile(model, config)
+    before = model.token_embedding.embeddings.numpy().copy()
+    train, _ = family.training_data(model, config)
+    model.fit(train, epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.token_embedding.embeddings.numpy(), before)
+    assert not np.allclose(model.tag_scores.kernel.numpy(), 0.0)

@@ -65,6 +65,12 @@ class SequenceTaggingConfig(TrainingConfig):
     # Training replaces this fraction of words by the OOV id, so the model learns to tag
     # unseen words from their characters and context.
     word_dropout: float = 0.05
+    # Lample et al. (2016): training also replaces each word seen once in the training split
+    # by the OOV id with this probability, as most unseen test words are rare names.
+    singleton_dropout: float = 0.0
+    # False keeps the word2vec vectors fixed, so words the training split lacks (learned from
+    # the unlabeled text only) stay in the same space as the words the tagger was trained on.
+    train_embeddings: bool = True
     character_encoder: str = choice("cnn", CHARACTER_ENCODERS)
     character_embedding_dim: int = 32
     character_units: int = 64
@@ -104,7 +110,9 @@ class SequenceTaggingConfig(TrainingConfig):
             raise ConfigError(
                 "Config key 'vocabulary_size' must be at least 3 (padding, OOV, a word)."
             )
-        self.require_rates("word_dropout", "embedding_dropout", "dropout", "recurrent_dropout")
+        self.require_rates(
+            "word_dropout", "singleton_dropout", "embedding_dropout", "dropout", "recurrent_dropout"
+        )
         if self.unlabeled_documents < 0:
             raise ConfigError(
                 "Config key 'unlabeled_documents' must be at least 0, "
@@ -308,6 +316,7 @@ class SequenceTaggingFamily(Family):
                 seed=config.seed,
             )
             model.token_embedding.embeddings.assign(matrix)
+        model.token_embedding.trainable = config.train_embeddings
         return model
 
     def _unlabeled_words(self, preprocessor, config) -> list[list[str]]:
@@ -358,21 +367,34 @@ class SequenceTaggingFamily(Family):
         )
 
     def training_data(self, model, config):
+        train = self._examples(model, "train").cache()
+        singletons = self._singletons(train, model.vocabulary_size)
+
         def drop_words(features, labels):
             token_ids = features["token_ids"]
-            dropped = tf.random.uniform(tf.shape(token_ids), seed=config.seed) < config.word_dropout
+            draws = tf.random.uniform(tf.shape(token_ids), seed=config.seed)
+            dropped = draws < config.word_dropout
+            # One draw decides both: P(drop) is `singleton_dropout` for singletons.
+            dropped |= tf.gather(singletons, token_ids) & (draws < config.singleton_dropout)
             dropped &= token_ids > OOV_ID
             return {**features, "token_ids": tf.where(dropped, OOV_ID, token_ids)}, labels
 
-        train = self._examples(model, "train").cache()
         train = train.shuffle(50_000, seed=config.seed, reshuffle_each_iteration=True)
-        if config.word_dropout:
+        if config.word_dropout or config.singleton_dropout:
             train = train.map(drop_words, num_parallel_calls=tf.data.AUTOTUNE)
         train = self._batch(train, config)
         # Buckets fill at different rates; shuffling batches keeps lengths mixed in time.
         train = train.shuffle(64, seed=config.seed).prefetch(tf.data.AUTOTUNE)
         validation = self._batch(self._examples(model, self.validation_split), config)
         return train, validation.cache().prefetch(tf.data.AUTOTUNE)
+
+    @staticmethod
+    def _singletons(examples: tf.data.Dataset, vocabulary_size: int) -> tf.Tensor:
+        """(vocabulary_size,) bool: the word ids that occur exactly once in `examples`."""
+        counts = np.zeros(vocabulary_size, dtype=np.int64)
+        for features, _ in examples.as_numpy_iterator():
+            counts += np.bincount(features["token_ids"], minlength=vocabulary_size)
+        return tf.constant(counts == 1)
 
     def compile(self, model, config) -> None:
         # The model computes its own loss (CRF or softmax, plus intent) and intent accuracy.
