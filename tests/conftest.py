@@ -47,6 +47,23 @@ def write_imdb_archive(directory: Path, copies: int = 3) -> Path:
     return path
 
 
+# Lines of a tiny PTB mirror in Mikolov's format: lower-cased, `<unk>`, `N`, spaces around.
+PTB_LINES = {
+    "ptb.train.txt": [" the <unk> rose N % to $ N million ", " <unk> <unk> sold N shares "],
+    "ptb.valid.txt": [" mr. <unk> declined to comment "],
+    "ptb.test.txt": [" no it was n't black monday ", " but ", " nobody knew "],
+}
+
+
+def write_ptb_mirror(directory: Path) -> Path:
+    """ptb/ptb.{train,valid,test}.txt holding PTB_LINES."""
+    folder = directory / "ptb"
+    folder.mkdir(parents=True, exist_ok=True)
+    for filename, lines in PTB_LINES.items():
+        (folder / filename).write_text("".join(line + "\n" for line in lines))
+    return folder
+
+
 @pytest.fixture
 def imdb_fixture(tmp_path, monkeypatch):
     """Points the pipelines at a tiny IMDB mirror and a private TFDS data dir."""

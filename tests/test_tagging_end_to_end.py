@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import zoo
-from tests.conftest import REPO, subprocess_env, write_imdb_archive
+from tests.conftest import REPO, subprocess_env, write_imdb_archive, write_ptb_mirror
 from tests.tagging_fixtures import (
     ATIS_TEST,
     CONLL_COPIES,
@@ -74,16 +74,21 @@ def trained(request, tmp_path_factory):
     write_atis_mirror(root / "mirror")
     write_conll_mirror(root / "mirror")
     write_imdb_archive(root / "mirror" / "imdb")
+    write_ptb_mirror(root / "mirror")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ZOO_DATA_MIRROR", str(root / "mirror"))
         patch.setenv("ZOO_DATA_DIR", str(root / "tfds"))
         patch.setenv("ZOO_VERBOSE", "0")
         overrides = {**TINY_TAGGER, "embedding_init": "word2vec", "word2vec_epochs": 1}
         if name == "ner":
-            # Word2vec also reads IMDB reviews (their words join the vocabulary), and a weight
-            # EMA: the averaged weights are the ones scored, kept and saved.
+            # Skip-gram word2vec also reads IMDB reviews and PTB news (their words join the
+            # vocabulary), and a weight EMA: the averaged weights are scored, kept and saved.
             overrides.update(
-                character_encoder="bilstm", unlabeled_documents=1000, ema_momentum=0.5, epochs=2
+                character_encoder="bilstm",
+                unlabeled_documents=1000,
+                word2vec_architecture="skipgram",
+                ema_momentum=0.5,
+                epochs=2,
             )
         metrics = train(name, overrides, output_dir=root / "model", runs_dir=root / "runs")
         yield name, root, metrics

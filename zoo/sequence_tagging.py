@@ -59,6 +59,7 @@ class SequenceTaggingConfig(TrainingConfig):
     embedding_dim: int = 100
     embedding_init: str = choice("word2vec", ("word2vec", "random"))
     word2vec_epochs: int = 20
+    word2vec_architecture: str = choice("cbow", ("cbow", "skipgram"))
     # Documents of the family's unlabeled text (if it has one) that join word2vec's corpus;
     # their words fill the vocabulary after every training word (0: training text only).
     unlabeled_documents: int = 0
@@ -314,6 +315,7 @@ class SequenceTaggingFamily(Family):
                 dim=config.embedding_dim,
                 epochs=config.word2vec_epochs,
                 seed=config.seed,
+                skipgram=config.word2vec_architecture == "skipgram",
             )
             model.token_embedding.embeddings.assign(matrix)
         model.token_embedding.trainable = config.train_embeddings

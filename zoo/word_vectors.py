@@ -18,8 +18,12 @@ def word2vec_matrix(
     epochs: int = 5,
     seed: int = 1337,
     workers: int | None = None,
+    skipgram: bool = False,
 ) -> np.ndarray:
-    """Trains CBOW word2vec on `sentences`; returns a (len(vocabulary) + 2, dim) matrix.
+    """Trains word2vec on `sentences`; returns a (len(vocabulary) + 2, dim) matrix.
+
+    CBOW by default; `skipgram` trains skip-gram (about 3x slower, better vectors for rare
+    words, which is what most names are).
 
     Row 0 (padding) is zero, row 1 (out-of-vocabulary) and rows of words word2vec did not keep
     are drawn at the scale of the learned vectors, and row i + 2 is `vocabulary[i]`'s vector.
@@ -34,7 +38,7 @@ def word2vec_matrix(
         vector_size=dim,
         window=5,
         min_count=2,
-        sg=0,  # CBOW: about 3x faster than skip-gram, and as good here.
+        sg=int(skipgram),
         negative=5,
         epochs=epochs,
         seed=seed,
