@@ -5,6 +5,7 @@ from zoo.config import parse_overrides, resolve_config
 from zoo.errors import ConfigError, UnknownEntryError
 from zoo.registry import Entry, get_entry, register
 from zoo.text_classification import TextClassificationConfig
+from zoo.train import scheduled_learning_rate
 
 
 def test_overrides_are_converted_from_strings():
@@ -71,3 +72,16 @@ def test_entry_dataclass_is_frozen():
     entry = get_entry("sentiment")
     assert isinstance(entry, Entry)
     assert entry.directory.name == "sentiment"
+
+
+def test_cosine_learning_rate_schedule_decays_toward_zero_by_epoch():
+    overrides = {"learning_rate": "0.01", "epochs": "4"}
+    constant = resolve_config(TextClassificationConfig, overrides)
+    assert [scheduled_learning_rate(constant, epoch) for epoch in range(4)] == [0.01] * 4
+    cosine = resolve_config(
+        TextClassificationConfig, {**overrides, "learning_rate_schedule": "cosine"}
+    )
+    rates = [scheduled_learning_rate(cosine, epoch) for epoch in range(4)]
+    assert rates == pytest.approx([0.01, 0.0085355, 0.005, 0.0014645], rel=1e-4)
+    with pytest.raises(ConfigError, match="learning_rate_schedule"):
+        resolve_config(TextClassificationConfig, {"learning_rate_schedule": "linear"})

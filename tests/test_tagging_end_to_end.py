@@ -87,6 +87,7 @@ def trained(request, tmp_path_factory):
                 character_encoder="bilstm",
                 unlabeled_documents=1000,
                 word2vec_architecture="skipgram",
+                learning_rate_schedule="cosine",
                 ema_momentum=0.5,
                 epochs=2,
             )
@@ -117,6 +118,8 @@ def test_training_and_evaluation_cover_the_whole_splits(trained, monkeypatch):
     # what evaluation measures again on the saved model.
     assert training["best_val_f1"] == pytest.approx(metrics["dev"]["f1"])
     assert len(training["history"]["val_f1"]) == training["epochs_run"]
+    if name == "ner":  # Cosine schedule over its 2 epochs.
+        assert training["history"]["learning_rate"] == pytest.approx([1e-3, 5e-4])
 
     monkeypatch.setenv("ZOO_DATA_MIRROR", str(root / "mirror"))
     monkeypatch.setenv("ZOO_DATA_DIR", str(root / "tfds"))

@@ -32,6 +32,8 @@ class TrainingConfig:
     epochs: int = 8
     batch_size: int = 64
     learning_rate: float = 1e-3
+    # "cosine": each epoch's rate follows a half cosine from `learning_rate` toward 0 at `epochs`.
+    learning_rate_schedule: str = choice("constant", ("constant", "cosine"))
     # Gradient clipping for BPTT (0 disables; at most one of the three may be set): the norm of
     # each weight's gradient (clipnorm), the norm of all gradients together (global_clipnorm),
     # or each gradient value (clipvalue).

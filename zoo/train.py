@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import shutil
 import time
@@ -16,6 +17,13 @@ from zoo.evaluate import evaluate_model
 from zoo.plots import plot_training_curves
 from zoo.registry import get_entry
 from zoo.runtime import ROOT, run_facts
+
+
+def scheduled_learning_rate(config, epoch: int) -> float:
+    """The learning rate of epoch `epoch` (from 0) under the config's schedule."""
+    if config.learning_rate_schedule == "cosine":
+        return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
+    return config.learning_rate
 
 
 class SwapEMAWeights(keras.callbacks.SwapEMAWeights):
@@ -105,6 +113,12 @@ def train(
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
     ]
+    if config.learning_rate_schedule != "constant":
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(
+                lambda epoch: scheduled_learning_rate(config, epoch)
+            )
+        )
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(

@@ -1,7 +1,8 @@
 """Word2vec embeddings trained on the task's own text (gensim), to initialise embedding tables.
 
-No pretrained word vectors are available offline, and the zoo trains only on its datasets; the
-unlabeled text a dataset ships (IMDB's 50,000 unlabeled reviews) is what word2vec learns from.
+No pretrained word vectors are available offline, and the zoo trains only on its datasets' text:
+a task's own training split plus the unlabeled text the mirror holds (IMDB's reviews, PTB's news
+sentences), as each entry's recipe says.
 """
 
 from __future__ import annotations
