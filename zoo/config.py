@@ -24,6 +24,9 @@ def choice(default: str, choices: tuple[str, ...], help: str = "") -> Any:
     return dataclasses.field(default=default, metadata={"choices": choices, "help": help})
 
 
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+
+
 @dataclasses.dataclass
 class TrainingConfig:
     """Settings every entry shares: optimisation, BPTT clipping, data split, seed."""
@@ -33,7 +36,7 @@ class TrainingConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     # "cosine": each epoch's rate follows a half cosine from `learning_rate` toward 0 at `epochs`.
-    learning_rate_schedule: str = choice("constant", ("constant", "cosine"))
+    learning_rate_schedule: str = choice("constant", LEARNING_RATE_SCHEDULES)
     # Gradient clipping for BPTT (0 disables; at most one of the three may be set): the norm of
     # each weight's gradient (clipnorm), the norm of all gradients together (global_clipnorm),
     # or each gradient value (clipvalue).

@@ -30,7 +30,7 @@ from zoo.layers.text_preprocessor import OOV_ID, most_frequent_words
 from zoo.plots import plot_confusions
 from zoo.sequence_tagger import HEADS, SequenceTagger
 from zoo.task import as_string_batch
-from zoo.word_vectors import word2vec_matrix
+from zoo.word_vectors import WORD2VEC_ARCHITECTURES, word2vec_matrix
 
 # Placeholders for `zoo.build` before training has read the tag and character sets.
 UNTRAINED_TAGS = ("O",)
@@ -59,7 +59,7 @@ class SequenceTaggingConfig(TrainingConfig):
     embedding_dim: int = 100
     embedding_init: str = choice("word2vec", ("word2vec", "random"))
     word2vec_epochs: int = 20
-    word2vec_architecture: str = choice("cbow", ("cbow", "skipgram"))
+    word2vec_architecture: str = choice("cbow", WORD2VEC_ARCHITECTURES)
     # Documents of the family's unlabeled text (if it has one) that join word2vec's corpus;
     # their words fill the vocabulary after every training word (0: training text only).
     unlabeled_documents: int = 0

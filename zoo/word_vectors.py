@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+WORD2VEC_ARCHITECTURES = ("cbow", "skipgram")
+
 
 def word2vec_matrix(
     sentences: list[list[str]],
