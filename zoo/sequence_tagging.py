@@ -370,14 +370,17 @@ class SequenceTaggingFamily(Family):
 
     def training_data(self, model, config):
         train = self._examples(model, "train").cache()
-        singletons = self._singletons(train, model.vocabulary_size)
+        singletons = None
+        if config.singleton_dropout:
+            singletons = self._singletons(train, model.vocabulary_size)
 
         def drop_words(features, labels):
             token_ids = features["token_ids"]
             draws = tf.random.uniform(tf.shape(token_ids), seed=config.seed)
             dropped = draws < config.word_dropout
-            # One draw decides both: P(drop) is `singleton_dropout` for singletons.
-            dropped |= tf.gather(singletons, token_ids) & (draws < config.singleton_dropout)
+            if singletons is not None:
+                # One draw decides both: a singleton is dropped with the larger probability.
+                dropped |= tf.gather(singletons, token_ids) & (draws < config.singleton_dropout)
             dropped &= token_ids > OOV_ID
             return {**features, "token_ids": tf.where(dropped, OOV_ID, token_ids)}, labels
 
