@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import os
 import shutil
 import time
@@ -20,9 +19,13 @@ from zoo.runtime import ROOT, run_facts
 
 
 def scheduled_learning_rate(config, epoch: int) -> float:
-    """The learning rate of epoch `epoch` (from 0) under the config's schedule."""
+    """The learning rate of epoch `epoch` (from 0) under the config's schedule; "cosine" is
+    `keras.optimizers.schedules.CosineDecay` counted in epochs, toward 0 at `epochs`."""
     if config.learning_rate_schedule == "cosine":
-        return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=config.epochs
+        )
+        return float(keras.ops.convert_to_numpy(schedule(epoch)))
     return config.learning_rate
 
 
