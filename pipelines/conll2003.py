@@ -40,17 +40,25 @@ def iob1_to_iob2(tags: list[str]) -> list[str]:
 def read_conll_file(path) -> list[dict]:
     """Sentences of a CoNLL-2003 file (token POS chunk NER per line), NER tags in IOB2.
 
-    `-DOCSTART-` lines and blank lines separate sentences and are not examples.
+    `-DOCSTART-` lines and blank lines separate sentences and are not examples; a
+    `-DOCSTART-` line also begins a new document, whose index (from 0, in file order) every
+    sentence carries as "document".
 
     Raises:
         ValueError: a line does not have four columns.
     """
     sentences, tokens, tags = [], [], []
+    document = -1
 
     def close_sentence():
         if tokens:
             sentences.append(
-                {"text": " ".join(tokens), "tokens": list(tokens), "tags": iob1_to_iob2(tags)}
+                {
+                    "text": " ".join(tokens),
+                    "tokens": list(tokens),
+                    "tags": iob1_to_iob2(tags),
+                    "document": max(document, 0),
+                }
             )
         tokens.clear()
         tags.clear()
@@ -60,6 +68,7 @@ def read_conll_file(path) -> list[dict]:
             columns = line.split()
             if not columns or columns[0] == "-DOCSTART-":
                 close_sentence()
+                document += bool(columns)
                 continue
             if len(columns) != 4:
                 raise ValueError(
@@ -76,9 +85,10 @@ class Conll2003(tfds.core.GeneratorBasedBuilder):
     """CoNLL-2003 English NER: train 14,041 / dev (testa) 3,250 / test (testb) 3,453 sentences,
     tags converted from the files' IOB1 to IOB2."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
-        "1.0.0": "Built from the original eng.train / eng.testa / eng.testb."
+        "1.0.0": "Built from the original eng.train / eng.testa / eng.testb.",
+        "1.1.0": "Each sentence carries the index of its document (-DOCSTART- sections).",
     }
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "CoNLL-2003 has no public download (Reuters licence). Put eng.train, eng.testa and "
@@ -93,6 +103,7 @@ class Conll2003(tfds.core.GeneratorBasedBuilder):
                     "text": tfds.features.Text(),
                     "tokens": tfds.features.Sequence(tfds.features.Text()),
                     "tags": tfds.features.Sequence(tfds.features.ClassLabel(names=TAG_NAMES)),
+                    "document": tf.int32,
                 }
             ),
             homepage="https://www.clips.uantwerpen.be/conll2003/ner/",
@@ -130,7 +141,8 @@ def conll_file(dl_manager: tfds.download.DownloadManager, filename: str) -> Path
 
 
 def load_conll2003(split: str, **builder_kwargs) -> tf.data.Dataset:
-    """Examples {"text", "tokens", "tags"} of a split ("train", "dev", "test"), tags as strings."""
+    """Examples {"text", "tokens", "tags", "document"} of a split ("train", "dev", "test"),
+    tags as strings, in file order (a document's sentences are consecutive)."""
     builder = mirror.prepare(Conll2003, **builder_kwargs)
     tag_names = tf.constant(TAG_NAMES)
     return builder.as_dataset(split=split, shuffle_files=False).map(

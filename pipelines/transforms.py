@@ -60,3 +60,40 @@ def _pad_to_boundary(boundaries):
         return padded if len(padded) > 1 else padded[0]
 
     return pad
+
+
+def pack_documents(examples: tf.data.Dataset, max_tokens: int) -> tf.data.Dataset:
+    """Consecutive sentences of one document packed end to end, up to `max_tokens` tokens.
+
+    `examples` yields {"tokens", "tags", "document"} with a document's sentences consecutive
+    (CoNLL's file order). Each packed example is {"tokens", "tags", "sentence_lengths"}: the
+    tokens and tags of its sentences in order, and each sentence's length, so that per-token
+    outputs split back into sentences. A sentence longer than `max_tokens` is packed alone.
+    """
+    packs = []
+    for example in examples.as_numpy_iterator():
+        length = len(example["tokens"])
+        if not (
+            packs
+            and packs[-1]["document"] == example["document"]
+            and sum(packs[-1]["sentence_lengths"]) + length <= max_tokens
+        ):
+            packs.append(
+                {"document": example["document"], "tokens": [], "tags": [], "sentence_lengths": []}
+            )
+        packs[-1]["tokens"] += list(example["tokens"])
+        packs[-1]["tags"] += list(example["tags"])
+        packs[-1]["sentence_lengths"].append(length)
+
+    def generate():
+        for pack in packs:
+            yield {key: pack[key] for key in ("tokens", "tags", "sentence_lengths")}
+
+    return tf.data.Dataset.from_generator(
+        generate,
+        output_signature={
+            "tokens": tf.TensorSpec([None], tf.string),
+            "tags": tf.TensorSpec([None], tf.string),
+            "sentence_lengths": tf.TensorSpec([None], tf.int32),
+        },
+    )

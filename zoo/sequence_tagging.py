@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.transforms import bucket_by_length
+from pipelines.transforms import bucket_by_length, pack_documents
 from zoo.config import CELLS, TrainingConfig, choice
 from zoo.errors import ConfigError
 from zoo.family import Family
@@ -90,6 +90,10 @@ class SequenceTaggingConfig(TrainingConfig):
     residual: bool = False
     intent_loss_weight: float = 1.0
     bucket_step: int = 16
+    # 0: every sentence is an example. N > 0: consecutive sentences of one document (the
+    # split needs a "document" feature) are packed into examples of up to N tokens, so the
+    # tagger reads the text around each sentence; scores are still counted per sentence.
+    context_tokens: int = 0
 
     def validate(self) -> None:
         self.require_positive(
@@ -114,6 +118,11 @@ class SequenceTaggingConfig(TrainingConfig):
         self.require_rates(
             "word_dropout", "singleton_dropout", "embedding_dropout", "dropout", "recurrent_dropout"
         )
+        if self.context_tokens < 0 or self.context_tokens > self.sequence_length:
+            raise ConfigError(
+                "Config key 'context_tokens' must be between 0 and sequence_length "
+                f"({self.sequence_length}), got {self.context_tokens}."
+            )
         if self.unlabeled_documents < 0:
             raise ConfigError(
                 "Config key 'unlabeled_documents' must be at least 0, "
@@ -339,17 +348,31 @@ class SequenceTaggingFamily(Family):
             ]
         return documents
 
-    def _examples(self, model: SequenceTagger, split: str, with_references: bool = False):
-        """(features, labels) per sentence; with references, the gold strings as labels."""
+    def _examples(self, model: SequenceTagger, split: str, config, with_references=False):
+        """(features, labels) per sentence, or per packed run of sentences with
+        `context_tokens`; with references, the gold strings (and `sentence_lengths`) as labels."""
         tag_table = string_table(model.tag_names, default=0)
         intent_table = string_table(model.intent_names, default=-1) if model.intent_names else None
+        examples = self.load_split(split)
+        if config.context_tokens:
+            if self.with_intent:
+                raise ConfigError(
+                    "Config key 'context_tokens' packs sentences together; an intent is one "
+                    "sentence's, so it needs context_tokens=0."
+                )
+            if "document" not in examples.element_spec:
+                raise ConfigError(
+                    f"Config key 'context_tokens' needs documents; the {split!r} split has none."
+                )
+            examples = pack_documents(examples, config.context_tokens)
 
         def encode(example):
             features = model.preprocessor.encode_tokens(example["tokens"])
             if with_references:
                 labels = {"tags": example["tags"]}
-                if self.with_intent:
-                    labels["intent"] = example["intent"]
+                for key in ("intent", "sentence_lengths"):
+                    if key in example:
+                        labels[key] = example[key]
                 return features, labels
             # Tags and intents unknown to the model (test-only ones) become "O" and -1.
             labels = {"tags": tag_table.lookup(example["tags"])}
@@ -357,7 +380,7 @@ class SequenceTaggingFamily(Family):
                 labels["intent"] = intent_table.lookup(example["intent"])
             return features, labels
 
-        return self.load_split(split).map(encode, num_parallel_calls=tf.data.AUTOTUNE)
+        return examples.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
 
     def _batch(self, dataset, config) -> tf.data.Dataset:
         return bucket_by_length(
@@ -369,7 +392,7 @@ class SequenceTaggingFamily(Family):
         )
 
     def training_data(self, model, config):
-        train = self._examples(model, "train").cache()
+        train = self._examples(model, "train", config).cache()
         singletons = None
         if config.singleton_dropout:
             singletons = self._singletons(train, model.vocabulary_size)
@@ -390,7 +413,7 @@ class SequenceTaggingFamily(Family):
         train = self._batch(train, config)
         # Buckets fill at different rates; shuffling batches keeps lengths mixed in time.
         train = train.shuffle(64, seed=config.seed).prefetch(tf.data.AUTOTUNE)
-        validation = self._batch(self._examples(model, self.validation_split), config)
+        validation = self._batch(self._examples(model, self.validation_split, config), config)
         return train, validation.cache().prefetch(tf.data.AUTOTUNE)
 
     @staticmethod
@@ -414,14 +437,22 @@ class SequenceTaggingFamily(Family):
         from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 
         gold, predicted, intent_hits = [], [], []
-        batches = self._batch(self._examples(model, split, with_references=True), config)
+        batches = self._batch(self._examples(model, split, config, with_references=True), config)
         for features, references in batches.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
             outputs = model.predict_on_batch(features)
             tag_ids = keras.ops.convert_to_numpy(outputs["tag_ids"])
             lengths = (features["token_ids"] != 0).sum(axis=1)
-            for row, reference, length in zip(tag_ids, references["tags"], lengths):
-                gold.append(decode_strings(reference[:length]))
-                predicted.append([model.tag_names[index] for index in row[:length]])
+            # A packed example splits back into its sentences: every score counts sentences.
+            sentence_lengths = references.get("sentence_lengths", lengths[:, None])
+            for row, reference, length, sentences in zip(
+                tag_ids, references["tags"], lengths, sentence_lengths
+            ):
+                start = 0
+                for end in np.cumsum(sentences[sentences > 0]):
+                    end = min(end, length)
+                    gold.append(decode_strings(reference[start:end]))
+                    predicted.append([model.tag_names[index] for index in row[start:end]])
+                    start = end
             if self.with_intent:
                 logits = keras.ops.convert_to_numpy(outputs["intent_logits"])
                 for index, reference in zip(logits.argmax(axis=-1), references["intent"]):
@@ -476,6 +507,12 @@ class SequenceTaggingFamily(Family):
 
     def evaluate(self, model, config, split: str) -> dict:
         results = self._score(model, config, split)
+        if config.context_tokens:
+            # What the served model scores when every sentence comes alone.
+            alone = self._score(model, dataclasses.replace(config, context_tokens=0), split)
+            results["sentences_alone"] = {
+                key: alone[key] for key in ("f1", "precision", "recall", "num_examples")
+            }
         if split != self.validation_split:
             results["dev"] = self._score(model, config, self.validation_split)
         results["tokenizer_agreement"] = self.tokenizer_agreement(model, split)
