@@ -208,6 +208,8 @@ def test_config_validation_and_build():
         resolve_config(SequenceTaggingConfig, {"head": "hmm"})
     with pytest.raises(ConfigError, match="'word_dropout' must be in"):
         resolve_config(SequenceTaggingConfig, {"word_dropout": "1.5"})
+    with pytest.raises(ConfigError, match="'context_tokens' must be between 0 and sequence_length"):
+        resolve_config(SequenceTaggingConfig, {"context_tokens": 300, "sequence_length": 256})
     with pytest.raises(UnknownEntryError, match="Known entries: .*ner.*slots"):
         zoo.build("nerr")
     model = zoo.build("ner", **{**TINY_TAGGER, "cell": "peephole_lstm", "head": "softmax"})
@@ -310,7 +312,7 @@ def test_training_drops_singletons_to_oov_and_can_freeze_the_embeddings(tmp_path
     )
     model = family.prepare_model(config, tmp_path)
     words = ["<padding>", "<oov>", *model.preprocessor.get_vocabulary()]
-    singletons = family._singletons(family._examples(model, "train"), model.vocabulary_size)
+    singletons = family._singletons(family._examples(model, "train", config), model.vocabulary_size)
     assert sorted(words[i] for i in np.flatnonzero(singletons.numpy())) == ["boston", "denver"]
 
     def training_words(**overrides):
@@ -336,3 +338,25 @@ def test_training_drops_singletons_to_oov_and_can_freeze_the_embeddings(tmp_path
     model.fit(train, epochs=1, verbose=0)
     np.testing.assert_array_equal(model.token_embedding.embeddings.numpy(), embeddings)
     assert not np.allclose(model.tag_scores.kernel.numpy(), tag_kernel)  # The rest trained.
+
+
+def test_context_tokens_needs_documents_and_no_intent_head():
+    from zoo.sequence_tagging import SequenceTaggingFamily
+
+    def load_split(split, document=False):
+        columns = {"tokens": tf.ragged.constant([["to", "boston"]]), "tags": [["O", "B-city"]]}
+        columns["tags"] = tf.ragged.constant(columns["tags"])
+        columns["intent"] = ["flight"]
+        if document:
+            columns["document"] = [0]
+        return tf.data.Dataset.from_tensor_slices(columns)
+
+    config = resolve_config(SequenceTaggingConfig, {**TINY_TAGGER, "context_tokens": 8})
+    family = SequenceTaggingFamily(load_split=load_split)
+    with pytest.raises(ConfigError, match="'context_tokens' needs documents; the 'dev' split"):
+        family._examples(family.build(config), "dev", config)
+    family = SequenceTaggingFamily(
+        load_split=lambda split: load_split(split, document=True), with_intent=True
+    )
+    with pytest.raises(ConfigError, match="an intent is one sentence's.*context_tokens=0"):
+        family._examples(family.build(config), "dev", config)

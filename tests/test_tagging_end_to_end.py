@@ -90,6 +90,8 @@ def trained(request, tmp_path_factory):
                 learning_rate_schedule="cosine",
                 ema_momentum=0.5,
                 epochs=2,
+                # Each document's 9-, 2- and 14-token sentences make examples [9, 2] and [14].
+                context_tokens=12,
             )
         metrics = train(name, overrides, output_dir=root / "model", runs_dir=root / "runs")
         yield name, root, metrics
@@ -108,6 +110,15 @@ def test_training_and_evaluation_cover_the_whole_splits(trained, monkeypatch):
         assert metrics["num_examples"] == sentences * CONLL_COPIES["eng.testb"]
         assert metrics["dev"]["num_examples"] == sentences * CONLL_COPIES["eng.testa"]
         assert set(metrics["per_type"]) == {"LOC", "MISC", "ORG", "PER"}
+        # Packed examples are scored per sentence: every gold span counted once, as when
+        # sentences come alone.
+        supports = {"LOC": 3, "MISC": 2, "ORG": 2, "PER": 1}
+        copies = CONLL_COPIES["eng.testb"]
+        assert {t: s["support"] for t, s in metrics["per_type"].items()} == {
+            t: n * copies for t, n in supports.items()
+        }
+        assert metrics["sentences_alone"]["num_examples"] == metrics["num_examples"]
+        assert 0.0 <= metrics["sentences_alone"]["f1"] <= 1.0
     (run_dir,) = (root / "runs" / name).glob("2*")
     assert (run_dir / "tags.txt").read_text().splitlines()[0] == "O"
     vocabulary = (run_dir / "vocabulary.txt").read_text().splitlines()

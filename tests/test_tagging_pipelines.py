@@ -6,6 +6,7 @@ import tensorflow as tf
 from pipelines import mirror
 from pipelines.atis import Atis, load_atis, read_atis_files
 from pipelines.conll2003 import Conll2003, iob1_to_iob2, load_conll2003, read_conll_file
+from pipelines.transforms import pack_documents
 from tests.tagging_fixtures import (  # noqa: F401  (tagging_mirror is a fixture)
     ATIS_TEST,
     ATIS_TRAIN,
@@ -37,7 +38,29 @@ def test_conll_reader_skips_docstart_and_blank_lines_and_converts_to_iob2(tmp_pa
     sentences = read_conll_file(path)
     assert len(sentences) == len(CONLL_SENTENCES) * CONLL_COPIES["eng.train"]
     for sentence, (tokens, tags) in zip(sentences, CONLL_SENTENCES):
-        assert sentence == {"text": " ".join(tokens), "tokens": tokens, "tags": tags}
+        assert sentence == {"text": " ".join(tokens), "tokens": tokens, "tags": tags, "document": 0}
+    # Every -DOCSTART- begins the next document (the file holds the document 3 times).
+    assert [sentence["document"] for sentence in sentences] == [0] * 3 + [1] * 3 + [2] * 3
+
+
+def test_pack_documents_joins_consecutive_sentences_of_a_document_up_to_the_limit():
+    # Sentences of 9, 2 and 14 tokens, in two documents.
+    rows = [(tokens, tags, document) for document in (0, 1) for tokens, tags in CONLL_SENTENCES]
+    examples = tf.data.Dataset.from_tensor_slices(
+        {
+            "tokens": tf.ragged.constant([tokens for tokens, _, _ in rows]),
+            "tags": tf.ragged.constant([tags for _, tags, _ in rows]),
+            "document": [document for _, _, document in rows],
+        }
+    )
+    packs = list(pack_documents(examples, max_tokens=12).as_numpy_iterator())
+    # 9 + 2 fit in 12 tokens; the 14-token sentence is alone; a document never spills over.
+    assert [pack["sentence_lengths"].tolist() for pack in packs] == [[9, 2], [14], [9, 2], [14]]
+    first, second = CONLL_SENTENCES[:2]
+    assert [t.decode() for t in packs[0]["tokens"]] == first[0] + second[0]
+    assert [t.decode() for t in packs[0]["tags"]] == first[1] + second[1]
+    packs = list(pack_documents(examples, max_tokens=100).as_numpy_iterator())
+    assert [pack["sentence_lengths"].tolist() for pack in packs] == [[9, 2, 14]] * 2
 
 
 def test_conll_reader_names_the_bad_line(tmp_path):
