@@ -19,6 +19,7 @@ from zoo.layers.character_encoder import CharacterEncoder
 from zoo.layers.sequence_tagger_preprocessor import SequenceTaggerPreprocessor
 from zoo.sequence_tagger import SequenceTagger
 from zoo.sequence_tagging import SequenceTaggingConfig
+from zoo.tag_schemes import iob2_tag_name, iob2_to_iobes, iobes_tag_names
 
 WORDS = ["to", "from", "boston", "denver", "flights", "the", "0"]
 CHARACTERS = list("abcdefghijklmnopqrstuvwxyzBD0.")
@@ -360,3 +361,45 @@ def test_context_tokens_needs_documents_and_no_intent_head():
     )
     with pytest.raises(ConfigError, match="an intent is one sentence's.*context_tokens=0"):
         family._examples(family.build(config), "dev", config)
+
+
+def test_iobes_marks_span_ends_and_maps_back_to_iob2_token_by_token():
+    iob2 = ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC", "I-LOC", "B-ORG", "I-MISC", "O"]
+    iobes = [t.decode() for t in iob2_to_iobes(tf.constant(iob2)).numpy()]
+    assert iobes == [
+        "B-PER",
+        "E-PER",
+        "O",
+        "S-LOC",
+        "B-LOC",
+        "I-LOC",
+        "E-LOC",
+        "S-ORG",
+        "E-MISC",
+        "O",
+    ]
+    assert [iob2_tag_name(tag) for tag in iobes[:8]] == iob2[:8]
+    assert iob2_to_iobes(tf.constant([], tf.string)).shape == (0,)
+    names = iobes_tag_names(("O", "B-LOC", "I-LOC", "B-MISC", "I-MISC"))
+    assert names == [
+        "O",
+        "B-LOC",
+        "I-LOC",
+        "E-LOC",
+        "S-LOC",
+        "B-MISC",
+        "I-MISC",
+        "E-MISC",
+        "S-MISC",
+    ]
+    with pytest.raises(ValueError, match="Not an IOB2 tag"):
+        iobes_tag_names(("O", "S-LOC"))
+    tagger = SequenceTagger(vocabulary_size=5, tag_names=names, tag_scheme="iobes", units=4)
+    assert tagger.output_tag_names == ["O"] + ["B-LOC", "I-LOC", "I-LOC", "B-LOC"] + [
+        "B-MISC",
+        "I-MISC",
+        "I-MISC",
+        "B-MISC",
+    ]
+    with pytest.raises(ValueError, match="tag_scheme must be one of"):
+        SequenceTagger(vocabulary_size=5, tag_names=names, tag_scheme="bilou")

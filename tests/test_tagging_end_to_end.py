@@ -92,6 +92,8 @@ def trained(request, tmp_path_factory):
                 epochs=2,
                 # Each document's 9-, 2- and 14-token sentences make examples [9, 2] and [14].
                 context_tokens=12,
+                # Trained in IOBES, read and scored in IOB2.
+                tag_scheme="iobes",
             )
         metrics = train(name, overrides, output_dir=root / "model", runs_dir=root / "runs")
         yield name, root, metrics
@@ -120,7 +122,9 @@ def test_training_and_evaluation_cover_the_whole_splits(trained, monkeypatch):
         assert metrics["sentences_alone"]["num_examples"] == metrics["num_examples"]
         assert 0.0 <= metrics["sentences_alone"]["f1"] <= 1.0
     (run_dir,) = (root / "runs" / name).glob("2*")
-    assert (run_dir / "tags.txt").read_text().splitlines()[0] == "O"
+    tags = (run_dir / "tags.txt").read_text().splitlines()
+    assert tags[0] == "O"
+    assert ("S-LOC" in tags and "E-PER" in tags) is (name == "ner")
     vocabulary = (run_dir / "vocabulary.txt").read_text().splitlines()
     assert ("wonderful" in vocabulary) is (name == "ner")  # A word of IMDB reviews only.
     assert metrics["figures"] == ["confusion.png"] and (root / "model" / "confusion.png").exists()
@@ -185,7 +189,10 @@ def test_exported_saved_model_serves_with_tensorflow_alone(trained, tmp_path):
                 outputs["intent_probability"][row], record["intent_probability"], atol=1e-5
             )
     assert records[0]["tokens"][-1] == "."  # "Denver." / "lamb." -> "...", "."
-    assert set(records[0]["tags"]) <= set(model.tag_names)
+    # IOB2 out, whatever the scheme the model was trained in (the NER fixture's is IOBES).
+    iob2_tags = {tag for tag in model.tag_names if tag[:2] not in ("E-", "S-")}
+    assert set(records[0]["tags"]) <= iob2_tags
+    assert {tag for row in outputs["tags"] for tag in row} <= iob2_tags | {""}
 
 
 def run_cli(*args, stdin=None):

@@ -6,6 +6,7 @@ from zoo.errors import InputError
 from zoo.layers import MaskedPooling, RecurrentStack
 from zoo.layers.character_encoder import CharacterEncoder
 from zoo.layers.crf import CRF
+from zoo.tag_schemes import TAG_SCHEMES, iob2_tag_name
 from zoo.task import PREDICT_BATCH_SIZE, Task, as_string_batch, pad_to_multiple
 
 HEADS = ("softmax", "crf")
@@ -35,7 +36,10 @@ class SequenceTagger(Task):
         vocabulary_size: int. Rows of the word embedding table (ids 0 and 1: padding, OOV).
         character_vocabulary_size: int. Rows of the character embedding table.
         max_word_length: int. Characters per token in `character_ids`.
-        tag_names: list of str. The tag of each tag id ("O", "B-<type>", "I-<type>").
+        tag_names: list of str. The tag of each tag id ("O", "B-<type>", "I-<type>", and in
+            IOBES "E-<type>", "S-<type>").
+        tag_scheme: str. "iob2" or "iobes": the scheme of `tag_names`. Outputs read as
+            strings (`output_tag_names`) are IOB2 either way.
         intent_names: list of str or None. The intent of each intent id; None: no intent head.
         embedding_dim: int. Width of the word embeddings.
         character_encoder: str. "cnn" or "bilstm" (see `CharacterEncoder`).
@@ -66,6 +70,7 @@ class SequenceTagger(Task):
         character_vocabulary_size=100,
         max_word_length=20,
         tag_names=("O",),
+        tag_scheme="iob2",
         intent_names=None,
         embedding_dim=100,
         character_encoder="cnn",
@@ -87,6 +92,10 @@ class SequenceTagger(Task):
     ):
         if head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}; got {head!r}.")
+        if tag_scheme not in TAG_SCHEMES:
+            raise ValueError(
+                f"tag_scheme must be one of {', '.join(TAG_SCHEMES)}; got {tag_scheme!r}."
+            )
         tag_names = list(tag_names)
         intent_names = list(intent_names) if intent_names else None
         # === Layers ===
@@ -156,6 +165,7 @@ class SequenceTagger(Task):
         self.character_vocabulary_size = character_vocabulary_size
         self.max_word_length = max_word_length
         self.tag_names = tag_names
+        self.tag_scheme = tag_scheme
         self.intent_names = intent_names
         self.embedding_dim = embedding_dim
         self.character_encoder_type = character_encoder
@@ -244,6 +254,13 @@ class SequenceTagger(Task):
             )
         return self.get_metrics_result()
 
+    @property
+    def output_tag_names(self) -> list[str]:
+        """The IOB2 tag of each tag id: `tag_names`, with IOBES's E- and S- read as I- and B-."""
+        if self.tag_scheme == "iobes":
+            return [iob2_tag_name(tag) for tag in self.tag_names]
+        return list(self.tag_names)
+
     def tag_probabilities(self, tag_scores, tag_ids, mask):
         """The probability of each decoded tag (CRF marginal or softmax), 0 at padded steps."""
         if self.crf is not None:
@@ -264,6 +281,7 @@ class SequenceTagger(Task):
             "character_vocabulary_size": self.character_vocabulary_size,
             "max_word_length": self.max_word_length,
             "tag_names": self.tag_names,
+            "tag_scheme": self.tag_scheme,
             "intent_names": self.intent_names,
             "embedding_dim": self.embedding_dim,
             "character_encoder": self.character_encoder_type,

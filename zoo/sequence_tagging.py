@@ -29,6 +29,7 @@ from zoo.layers.sequence_tagger_preprocessor import (
 from zoo.layers.text_preprocessor import OOV_ID, most_frequent_words
 from zoo.plots import plot_confusions
 from zoo.sequence_tagger import HEADS, SequenceTagger
+from zoo.tag_schemes import TAG_SCHEMES, iob2_to_iobes, iobes_tag_names
 from zoo.task import as_string_batch
 from zoo.word_vectors import WORD2VEC_ARCHITECTURES, word2vec_matrix
 
@@ -84,6 +85,8 @@ class SequenceTaggingConfig(TrainingConfig):
     bidirectional: bool = True
     merge_mode: str = choice("concat", MERGE_MODES)
     head: str = choice("crf", HEADS)
+    # The scheme the tagger is trained in; datasets are read and scored in IOB2.
+    tag_scheme: str = choice("iob2", TAG_SCHEMES)
     embedding_dropout: float = 0.5
     dropout: float = 0.5
     recurrent_dropout: float = 0.0
@@ -254,6 +257,7 @@ class SequenceTaggingFamily(Family):
             ),
             max_word_length=config.max_word_length,
             tag_names=tag_names,
+            tag_scheme=config.tag_scheme,
             intent_names=intent_names,
             embedding_dim=config.embedding_dim,
             character_encoder=config.character_encoder,
@@ -302,6 +306,8 @@ class SequenceTaggingFamily(Family):
         )
         tags = {tag for example in examples for tag in decode_strings(example["tags"])}
         tag_names = self.tag_names or ("O", *sorted(tags - {"O"}))
+        if config.tag_scheme == "iobes":
+            tag_names = iobes_tag_names(tag_names)
         intent_names = None
         if self.with_intent:
             intent_names = sorted({example["intent"].decode("utf-8") for example in examples})
@@ -375,7 +381,10 @@ class SequenceTaggingFamily(Family):
                         labels[key] = example[key]
                 return features, labels
             # Tags and intents unknown to the model (test-only ones) become "O" and -1.
-            labels = {"tags": tag_table.lookup(example["tags"])}
+            tags = example["tags"]
+            if config.tag_scheme == "iobes":
+                tags = iob2_to_iobes(tags)
+            labels = {"tags": tag_table.lookup(tags)}
             if intent_table is not None:
                 labels["intent"] = intent_table.lookup(example["intent"])
             return features, labels
@@ -437,6 +446,7 @@ class SequenceTaggingFamily(Family):
         from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 
         gold, predicted, intent_hits = [], [], []
+        tag_names = model.output_tag_names  # IOB2, as the references are.
         batches = self._batch(self._examples(model, split, config, with_references=True), config)
         for features, references in batches.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
             outputs = model.predict_on_batch(features)
@@ -451,7 +461,7 @@ class SequenceTaggingFamily(Family):
                 for end in np.cumsum(sentences[sentences > 0]):
                     end = min(end, length)
                     gold.append(decode_strings(reference[start:end]))
-                    predicted.append([model.tag_names[index] for index in row[start:end]])
+                    predicted.append([tag_names[index] for index in row[start:end]])
                     start = end
             if self.with_intent:
                 logits = keras.ops.convert_to_numpy(outputs["intent_logits"])
@@ -530,7 +540,7 @@ class SequenceTaggingFamily(Family):
         length = tf.shape(mask, out_type=tf.int64)[1]
         served = {
             "tokens": tokens.to_tensor(default_value="", shape=tf.stack([batch_size, length])),
-            "tags": tf.where(mask, tf.gather(tf.constant(model.tag_names), tag_ids), ""),
+            "tags": tf.where(mask, tf.gather(tf.constant(model.output_tag_names), tag_ids), ""),
             "tag_probability": tf.cast(probabilities, tf.float32),
             "num_tokens": tf.cast(tokens.row_lengths(), tf.int32),
         }
@@ -553,12 +563,13 @@ class SequenceTaggingFamily(Family):
         probabilities = keras.ops.convert_to_numpy(
             model.tag_probabilities(outputs["tag_scores"], tag_ids, mask)
         )
+        tag_names = model.output_tag_names
         records = []
         for row, sentence in enumerate(tokens.to_list()):
             length = lengths[row]
             record = {
                 "tokens": decode_strings(sentence),
-                "tags": [model.tag_names[index] for index in tag_ids[row, :length]],
+                "tags": [tag_names[index] for index in tag_ids[row, :length]],
                 "tag_probability": [float(p) for p in probabilities[row, :length]],
             }
             if model.intent_names:
