@@ -16,7 +16,11 @@ from tests.tagging_fixtures import TINY_TAGGER
 from zoo.config import resolve_config
 from zoo.errors import ConfigError, InputError, UnknownEntryError
 from zoo.layers.character_encoder import CharacterEncoder
-from zoo.layers.sequence_tagger_preprocessor import SequenceTaggerPreprocessor
+from zoo.layers.sequence_tagger_preprocessor import (
+    CASING_CLASSES,
+    SequenceTaggerPreprocessor,
+    casing_ids,
+)
 from zoo.sequence_tagger import SequenceTagger
 from zoo.sequence_tagging import SequenceTaggingConfig
 from zoo.tag_schemes import iob2_tag_name, iob2_to_iobes, iobes_tag_names
@@ -35,6 +39,7 @@ def tiny_tagger(**overrides) -> SequenceTagger:
         sequence_length=12,
         max_word_length=6,
         split_clitics=True,
+        casing=overrides.get("casing_dim", 0) > 0,
     )
     config = {
         "vocabulary_size": len(WORDS) + 2,
@@ -89,6 +94,20 @@ def test_preprocessor_encodes_words_lowercased_and_characters_cased():
     np.testing.assert_array_equal(single["token_ids"].numpy(), [2, 5])
 
 
+def test_casing_classes_tell_what_lower_cased_word_ids_lose():
+    tokens = ["-", "1,000", "1996-08-22", "F16", "clinton", "n't", "EU", "A", "U.S.", "ÉTÉ"]
+    tokens += ["Germany", "Müller", "McDonald", "iPhone"]
+    expected = [1, 2, 2, 3, 4, 4, 5, 5, 5, 5, 6, 6, 7, 7]
+    np.testing.assert_array_equal(casing_ids(tf.constant(tokens)).numpy(), expected)
+    assert max(expected) == CASING_CLASSES - 1
+    preprocessor = tiny_tagger(casing_dim=2).preprocessor
+    features = preprocessor(tf.constant(["Boston 12 EU", "to"]))
+    np.testing.assert_array_equal(features["casing_ids"].numpy(), [[6, 2, 5], [4, 0, 0]])
+    assert "casing_ids" not in tiny_tagger().preprocessor(tf.constant(["to"]))
+    with pytest.raises(ValueError, match="casing_ids"):
+        SequenceTagger(preprocessor=tiny_tagger().preprocessor, vocabulary_size=5, casing_dim=2)
+
+
 def test_preprocessor_errors_are_clear():
     with pytest.raises(ValueError, match="has no vocabulary"):
         SequenceTaggerPreprocessor()(tf.constant(["text"]))
@@ -98,7 +117,9 @@ def test_preprocessor_errors_are_clear():
         SequenceTaggerPreprocessor(characters=["ab"])
 
 
-@pytest.mark.parametrize("overrides", [{}, {"head": "softmax", "character_encoder": "bilstm"}])
+@pytest.mark.parametrize(
+    "overrides", [{}, {"head": "softmax", "character_encoder": "bilstm", "casing_dim": 2}]
+)
 def test_config_and_saved_model_round_trip(overrides):
     model = tiny_tagger(cell="gru", merge_mode="sum", **overrides)
     clone = SequenceTagger.from_config(model.get_config())
@@ -135,9 +156,9 @@ def test_raw_string_predict_equals_preprocessed_predict():
     np.testing.assert_allclose(from_dataset["intent_logits"], raw["intent_logits"], atol=1e-5)
 
 
-@pytest.mark.parametrize("head", ["crf", "softmax"])
-def test_padding_and_neighbours_do_not_change_outputs(head):
-    model = tiny_tagger(head=head)
+@pytest.mark.parametrize("head, casing_dim", [("crf", 0), ("softmax", 2)])
+def test_padding_and_neighbours_do_not_change_outputs(head, casing_dim):
+    model = tiny_tagger(head=head, casing_dim=casing_dim)
     alone = model.predict(["flights to boston"], verbose=0)
     together = model.predict(["flights to boston", "the " * 11], verbose=0)
     np.testing.assert_array_equal(alone["tag_ids"][0, :3], together["tag_ids"][0, :3])

@@ -94,6 +94,8 @@ def trained(request, tmp_path_factory):
                 context_tokens=12,
                 # Trained in IOBES, read and scored in IOB2.
                 tag_scheme="iobes",
+                # A casing class embedding beside the lower-cased words': a third model input.
+                casing_dim=4,
             )
         metrics = train(name, overrides, output_dir=root / "model", runs_dir=root / "runs")
         yield name, root, metrics
@@ -125,6 +127,10 @@ def test_training_and_evaluation_cover_the_whole_splits(trained, monkeypatch):
     tags = (run_dir / "tags.txt").read_text().splitlines()
     assert tags[0] == "O"
     assert ("S-LOC" in tags and "E-PER" in tags) is (name == "ner")
+    model = zoo.load(name, root / "model" / "model.keras")
+    assert sorted(model.input) == sorted(
+        ["token_ids", "character_ids"] + ["casing_ids"] * (name == "ner")
+    )
     vocabulary = (run_dir / "vocabulary.txt").read_text().splitlines()
     assert ("wonderful" in vocabulary) is (name == "ner")  # A word of IMDB reviews only.
     assert metrics["figures"] == ["confusion.png"] and (root / "model" / "confusion.png").exists()

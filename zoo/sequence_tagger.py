@@ -6,6 +6,7 @@ from zoo.errors import InputError
 from zoo.layers import MaskedPooling, RecurrentStack
 from zoo.layers.character_encoder import CharacterEncoder
 from zoo.layers.crf import CRF
+from zoo.layers.sequence_tagger_preprocessor import CASING_CLASSES
 from zoo.tag_schemes import TAG_SCHEMES, iob2_tag_name
 from zoo.task import PREDICT_BATCH_SIZE, Task, as_string_batch, pad_to_multiple
 
@@ -18,7 +19,7 @@ class SequenceTagger(Task):
     softmax or CRF output layer, with an optional many-to-one intent head (joint slot filling).
 
     Takes right-padded `token_ids` (batch, time) and `character_ids` (batch, time, width)
-    (0 = padding) and returns a dict: `tag_scores` (batch, time, tags), unnormalised per-token
+    (0 = padding), and with `casing_dim`, `casing_ids` (batch, time), and returns a dict: `tag_scores` (batch, time, tags), unnormalised per-token
     tag scores; `tag_ids` (batch, time), the decoded tags (Viterbi for "crf", per-token argmax
     for "softmax"; 0 at padded steps); and with `intent_names`, `intent_logits`
     (batch, intents), from the max- and mean-pooled RNN outputs. `predict` also accepts raw
@@ -42,6 +43,8 @@ class SequenceTagger(Task):
             strings (`output_tag_names`) are IOB2 either way.
         intent_names: list of str or None. The intent of each intent id; None: no intent head.
         embedding_dim: int. Width of the word embeddings.
+        casing_dim: int. Width of an embedding of each token's casing class (the
+            preprocessor's `casing_ids`) beside the lower-cased word's; 0: none.
         character_encoder: str. "cnn" or "bilstm" (see `CharacterEncoder`).
         character_embedding_dim: int. Width of the character embeddings.
         character_units: int. CNN filters, or LSTM units per direction.
@@ -73,6 +76,7 @@ class SequenceTagger(Task):
         tag_scheme="iob2",
         intent_names=None,
         embedding_dim=100,
+        casing_dim=0,
         character_encoder="cnn",
         character_embedding_dim=32,
         character_units=64,
@@ -96,6 +100,10 @@ class SequenceTagger(Task):
             raise ValueError(
                 f"tag_scheme must be one of {', '.join(TAG_SCHEMES)}; got {tag_scheme!r}."
             )
+        if casing_dim and preprocessor is not None and not preprocessor.casing:
+            raise ValueError(
+                "casing_dim needs a preprocessor that outputs casing_ids (casing=True)."
+            )
         tag_names = list(tag_names)
         intent_names = list(intent_names) if intent_names else None
         # === Layers ===
@@ -103,6 +111,11 @@ class SequenceTagger(Task):
         # all-True; the padding mask is computed from the token ids and passed explicitly.
         self.token_embedding = keras.layers.Embedding(
             vocabulary_size, embedding_dim, name="token_embedding"
+        )
+        self.casing_embedding = (
+            keras.layers.Embedding(CASING_CLASSES, casing_dim, name="casing_embedding")
+            if casing_dim
+            else None
         )
         self.character_encoder = CharacterEncoder(
             character_vocabulary_size,
@@ -138,10 +151,13 @@ class SequenceTagger(Task):
         character_ids = keras.Input(
             shape=(None, max_word_length), dtype="int32", name="character_ids"
         )
+        inputs = {"token_ids": token_ids, "character_ids": character_ids}
         mask = ops.not_equal(token_ids, 0)
-        features = self.token_features(
-            [self.token_embedding(token_ids), self.character_encoder(character_ids)]
-        )
+        features = [self.token_embedding(token_ids), self.character_encoder(character_ids)]
+        if self.casing_embedding is not None:
+            inputs["casing_ids"] = keras.Input(shape=(None,), dtype="int32", name="casing_ids")
+            features.append(self.casing_embedding(inputs["casing_ids"]))
+        features = self.token_features(features)
         encoded = self.encoder(self.embedding_dropout(features), mask=mask)
         encoded = self.output_dropout(encoded)
         scores = self.tag_scores(encoded)
@@ -154,7 +170,7 @@ class SequenceTagger(Task):
             pooled = self.intent_pooling(encoded, mask=mask)
             outputs["intent_logits"] = self.intent_logits(pooled)
         super().__init__(
-            inputs={"token_ids": token_ids, "character_ids": character_ids},
+            inputs=inputs,
             outputs=outputs,
             **kwargs,
         )
@@ -168,6 +184,7 @@ class SequenceTagger(Task):
         self.tag_scheme = tag_scheme
         self.intent_names = intent_names
         self.embedding_dim = embedding_dim
+        self.casing_dim = casing_dim
         self.character_encoder_type = character_encoder
         self.character_embedding_dim = character_embedding_dim
         self.character_units = character_units
@@ -284,6 +301,7 @@ class SequenceTagger(Task):
             "tag_scheme": self.tag_scheme,
             "intent_names": self.intent_names,
             "embedding_dim": self.embedding_dim,
+            "casing_dim": self.casing_dim,
             "character_encoder": self.character_encoder_type,
             "character_embedding_dim": self.character_embedding_dim,
             "character_units": self.character_units,

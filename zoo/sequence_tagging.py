@@ -58,6 +58,9 @@ class SequenceTaggingConfig(TrainingConfig):
     sequence_length: int = 256
     max_word_length: int = 20
     embedding_dim: int = 100
+    # Width of an embedding of each token's casing class ("Germany", "EU", "clinton", "1,000",
+    # ...) beside the lower-cased word's; 0: case reaches the tagger through characters only.
+    casing_dim: int = 0
     embedding_init: str = choice("word2vec", ("word2vec", "random"))
     word2vec_epochs: int = 20
     word2vec_architecture: str = choice("cbow", WORD2VEC_ARCHITECTURES)
@@ -126,6 +129,8 @@ class SequenceTaggingConfig(TrainingConfig):
                 "Config key 'context_tokens' must be between 0 and sequence_length "
                 f"({self.sequence_length}), got {self.context_tokens}."
             )
+        if self.casing_dim < 0:
+            raise ConfigError(f"Config key 'casing_dim' must be at least 0, got {self.casing_dim}.")
         if self.unlabeled_documents < 0:
             raise ConfigError(
                 "Config key 'unlabeled_documents' must be at least 0, "
@@ -235,6 +240,7 @@ class SequenceTaggingFamily(Family):
             max_word_length=config.max_word_length,
             lowercase_characters=config.lowercase_characters,
             split_clitics=config.split_clitics,
+            casing=config.casing_dim > 0,
         )
 
     def build(self, config, preprocessor=None, tag_names=None, intent_names=None, **unused):
@@ -260,6 +266,7 @@ class SequenceTaggingFamily(Family):
             tag_scheme=config.tag_scheme,
             intent_names=intent_names,
             embedding_dim=config.embedding_dim,
+            casing_dim=config.casing_dim,
             character_encoder=config.character_encoder,
             character_embedding_dim=config.character_embedding_dim,
             character_units=config.character_units,

@@ -10,6 +10,31 @@ OPENING = r"[(\[{\"`]|\$"
 CLOSING = r"[,;:!?)\]}\"%]"
 # Penn Treebank clitics, split off as CoNLL-2003 does ("does n't", "Germany 's").
 CLITICS = r"(?i)(\S)('s|'re|'ve|'ll|'m|'d|n't)(\s|$)"
+# Casing classes of a token (0 is padding), first full match wins: the word ids are looked
+# up lower-cased, so this is how the tagger reads "May" against "may" beside the characters.
+CASING_PATTERNS = (
+    ("numeric", r"[0-9.,/-]*[0-9][0-9.,/-]*"),
+    ("has_digit", r".*[0-9].*"),
+    ("lower", r"\P{Lu}*\p{Ll}\P{Lu}*"),
+    ("upper", r"\P{Ll}*\p{Lu}\P{Ll}*"),
+    ("initial_upper", r"\p{Lu}\P{Lu}*"),
+    ("mixed", r".*\pL.*"),
+)
+CASING_CLASSES = len(CASING_PATTERNS) + 2  # padding, the patterns, no letter or digit
+
+
+def casing_ids(tokens):
+    """A rank-1 string tensor of tokens -> (n,) int32 casing classes, 1 to CASING_CLASSES - 1.
+
+    1: no letter or digit ("-", ","); then in order of `CASING_PATTERNS`: numeric ("1,000",
+    "1996-08-22"), has a digit ("F16"), lower ("clinton"), upper ("EU", "A"), initial upper
+    ("Germany"), mixed ("McDonald", "iPhone").
+    """
+    classes = tf.ones_like(tokens, dtype=tf.int32)
+    # Last pattern first, so that the first one that matches is the one that stays.
+    for index, (_, pattern) in reversed(list(enumerate(CASING_PATTERNS, start=2))):
+        classes = tf.where(tf.strings.regex_full_match(tokens, pattern), index, classes)
+    return classes
 
 
 def tokenize_sentences(text, split_clitics=False):
@@ -55,6 +80,7 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
         max_word_length: int. Characters kept per token (its first ones).
         lowercase_characters: bool. Lower-case the characters too (for lower-cased corpora).
         split_clitics: bool. Split "'s", "n't", ... into tokens of their own.
+        casing: bool. Also output `casing_ids`, each token's casing class (`casing_ids`).
 
     Examples:
     >>> preprocessor = SequenceTaggerPreprocessor(vocabulary=["to", "boston"], characters=list("abc"))
@@ -69,6 +95,7 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
         max_word_length=20,
         lowercase_characters=False,
         split_clitics=False,
+        casing=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -83,6 +110,7 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
         self.max_word_length = max_word_length
         self.lowercase_characters = lowercase_characters
         self.split_clitics = split_clitics
+        self.casing = casing
         self.vocabulary = None
         self.characters = None
         self.word_table = None
@@ -154,13 +182,18 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
         return tf.strings.regex_replace(tf.strings.lower(tokens, encoding="utf-8"), r"\d", "0")
 
     def _encode_flat(self, tokens):
-        """A rank-1 string tensor of tokens -> word ids (n,) and character ids (n, width)."""
+        """A rank-1 string tensor of tokens -> {"token_ids": (n,), "character_ids": (n, width)},
+        and with `casing`, "casing_ids": (n,)."""
         if self.word_table is None or self.character_table is None:
             raise ValueError(
                 "SequenceTaggerPreprocessor has no vocabulary: pass `vocabulary` and "
                 "`characters`, or train the model (which builds them from the data)."
             )
-        token_ids = tf.cast(self.word_table.lookup(self.normalize_words(tokens)), tf.int32)
+        features = {
+            "token_ids": tf.cast(self.word_table.lookup(self.normalize_words(tokens)), tf.int32)
+        }
+        if self.casing:
+            features["casing_ids"] = casing_ids(tokens)
         if self.lowercase_characters:
             tokens = tf.strings.lower(tokens, encoding="utf-8")
         characters = tf.strings.unicode_split(tokens, "UTF-8", errors="replace")
@@ -168,32 +201,29 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
         character_ids = characters.with_flat_values(
             tf.cast(self.character_table.lookup(characters.flat_values), tf.int32)
         )
-        character_ids = character_ids.to_tensor(
+        features["character_ids"] = character_ids.to_tensor(
             default_value=PAD_ID, shape=[None, self.max_word_length]
         )
-        return token_ids, character_ids
+        return features
 
     def encode_tokens(self, tokens):
-        """Tokens -> {"token_ids", "character_ids"}.
+        """Tokens -> {"token_ids", "character_ids"} (and "casing_ids" with `casing`).
 
         `tokens` is one sentence (a rank-1 string tensor: outputs (time,) and (time, width)) or
         a batch (a tf.RaggedTensor of rank 2: outputs (batch, time) and (batch, time, width),
         right-padded with 0 to at least one step).
         """
-        if isinstance(tokens, tf.RaggedTensor):
-            token_ids, character_ids = self._encode_flat(tokens.flat_values)
-            batch_size = tokens.nrows()
-            length = tf.maximum(tf.reduce_max(tokens.row_lengths()), 1)  # 0 when no rows
-            token_ids = tokens.with_flat_values(token_ids).to_tensor(
-                default_value=PAD_ID, shape=tf.stack([batch_size, length])
-            )
-            character_ids = tokens.with_flat_values(character_ids).to_tensor(
+        if not isinstance(tokens, tf.RaggedTensor):
+            return self._encode_flat(tf.convert_to_tensor(tokens))
+        batch_size = tokens.nrows()
+        length = tf.maximum(tf.reduce_max(tokens.row_lengths()), 1)  # 0 when no rows
+        return {
+            name: tokens.with_flat_values(value).to_tensor(
                 default_value=PAD_ID,
-                shape=tf.stack([batch_size, length, self.max_word_length]),
+                shape=tf.stack([batch_size, length, *value.shape[1:]]),
             )
-        else:
-            token_ids, character_ids = self._encode_flat(tf.convert_to_tensor(tokens))
-        return {"token_ids": token_ids, "character_ids": character_ids}
+            for name, value in self._encode_flat(tokens.flat_values).items()
+        }
 
     def call(self, text):
         text = tf.convert_to_tensor(text)
@@ -213,6 +243,7 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
                 "max_word_length": self.max_word_length,
                 "lowercase_characters": self.lowercase_characters,
                 "split_clitics": self.split_clitics,
+                "casing": self.casing,
             }
         )
         return config
