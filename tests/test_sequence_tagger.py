@@ -21,6 +21,7 @@ from zoo.layers.sequence_tagger_preprocessor import (
     SequenceTaggerPreprocessor,
     casing_ids,
 )
+from zoo.registry import get_entry
 from zoo.sequence_tagger import SequenceTagger
 from zoo.sequence_tagging import SequenceTaggingConfig
 from zoo.tag_schemes import iob2_tag_name, iob2_to_iobes, iobes_tag_names
@@ -424,3 +425,19 @@ def test_iobes_marks_span_ends_and_maps_back_to_iob2_token_by_token():
     ]
     with pytest.raises(ValueError, match="tag_scheme must be one of"):
         SequenceTagger(vocabulary_size=5, tag_names=names, tag_scheme="bilou")
+
+
+def test_a_tagger_trained_in_iobes_predicts_and_serves_iob2_tags():
+    names = iobes_tag_names(("O", "B-LOC", "I-LOC"))
+    model = tiny_tagger(tag_names=names, tag_scheme="iobes", head="softmax", intent_names=None)
+    # Every token scores highest on one IOBES-only tag: S-LOC, then E-LOC.
+    family = get_entry("ner").family
+    serve = family.serving_function(model)
+    for iobes_tag, iob2_tag in (("S-LOC", "B-LOC"), ("E-LOC", "I-LOC")):
+        bias = np.zeros(len(names), "float32")
+        bias[names.index(iobes_tag)] = 100.0
+        model.tag_scores.bias.assign(bias)
+        (record,) = family.predict_records(model, ["flights to boston"])
+        assert record["tags"] == [iob2_tag] * 3
+        served = serve(tf.constant(["flights to boston"]))["tags"].numpy()
+        assert [tag.decode() for tag in served[0]] == [iob2_tag] * 3

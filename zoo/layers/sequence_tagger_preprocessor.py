@@ -13,12 +13,12 @@ CLITICS = r"(?i)(\S)('s|'re|'ve|'ll|'m|'d|n't)(\s|$)"
 # Casing classes of a token (0 is padding), first full match wins: the word ids are looked
 # up lower-cased, so this is how the tagger reads "May" against "may" beside the characters.
 CASING_PATTERNS = (
-    ("numeric", r"[0-9.,/-]*[0-9][0-9.,/-]*"),
-    ("has_digit", r".*[0-9].*"),
-    ("lower", r"\P{Lu}*\p{Ll}\P{Lu}*"),
-    ("upper", r"\P{Ll}*\p{Lu}\P{Ll}*"),
-    ("initial_upper", r"\p{Lu}\P{Lu}*"),
-    ("mixed", r".*\pL.*"),
+    r"[0-9.,/-]*[0-9][0-9.,/-]*",  # 2: numeric
+    r".*[0-9].*",  # 3: has a digit
+    r"\P{Lu}*\p{Ll}\P{Lu}*",  # 4: lower
+    r"\P{Ll}*\p{Lu}\P{Ll}*",  # 5: upper
+    r"\p{Lu}\P{Lu}*",  # 6: initial upper
+    r".*\pL.*",  # 7: mixed
 )
 CASING_CLASSES = len(CASING_PATTERNS) + 2  # padding, the patterns, no letter or digit
 
@@ -32,7 +32,7 @@ def casing_ids(tokens):
     """
     classes = tf.ones_like(tokens, dtype=tf.int32)
     # Last pattern first, so that the first one that matches is the one that stays.
-    for index, (_, pattern) in reversed(list(enumerate(CASING_PATTERNS, start=2))):
+    for index, pattern in reversed(list(enumerate(CASING_PATTERNS, start=2))):
         classes = tf.where(tf.strings.regex_full_match(tokens, pattern), index, classes)
     return classes
 
@@ -80,7 +80,7 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
         max_word_length: int. Characters kept per token (its first ones).
         lowercase_characters: bool. Lower-case the characters too (for lower-cased corpora).
         split_clitics: bool. Split "'s", "n't", ... into tokens of their own.
-        casing: bool. Also output `casing_ids`, each token's casing class (`casing_ids`).
+        casing: bool. Also output `casing_ids`, each token's casing class (see `casing_ids`).
 
     Examples:
     >>> preprocessor = SequenceTaggerPreprocessor(vocabulary=["to", "boston"], characters=list("abc"))
