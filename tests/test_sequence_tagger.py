@@ -441,3 +441,37 @@ def test_a_tagger_trained_in_iobes_predicts_and_serves_iob2_tags():
         assert record["tags"] == [iob2_tag] * 3
         served = serve(tf.constant(["flights to boston"]))["tags"].numpy()
         assert [tag.decode() for tag in served[0]] == [iob2_tag] * 3
+
+
+def test_train_on_development_joins_the_dev_split_to_training_and_keeps_the_last_epoch(tmp_path):
+    from zoo.sequence_tagging import SequenceTaggingFamily
+
+    splits = {"train": [["flights", "to", "boston"]], "dev": [["fares", "to", "paris"]]}
+
+    def load_split(split):
+        sentences = splits[split]
+        return tf.data.Dataset.from_tensor_slices(
+            {
+                "text": [" ".join(tokens) for tokens in sentences],
+                "tokens": tf.ragged.constant(sentences),
+                "tags": tf.ragged.constant([["O", "O", "B-LOC"]] * len(sentences)),
+            }
+        )
+
+    family = SequenceTaggingFamily(load_split=load_split, tag_names=("O", "B-LOC"))
+    for joined in (False, True):
+        config = resolve_config(
+            SequenceTaggingConfig,
+            {**TINY_TAGGER, "embedding_init": "random", "train_on_development": joined},
+        )
+        assert family.selects_epoch(config) is not joined
+        (tmp_path / str(joined)).mkdir()
+        model = family.prepare_model(config, tmp_path / str(joined))
+        vocabulary = model.preprocessor.get_vocabulary()
+        assert ("paris" in vocabulary and "fares" in vocabulary) is joined
+        assert "boston" in vocabulary
+        train, validation = family.training_data(model, config)
+        count = sum(len(features["token_ids"]) for features, _ in train.as_numpy_iterator())
+        assert count == 1 + joined
+        # The dev split is still scored every epoch (marked as trained on in metrics).
+        assert sum(len(f["token_ids"]) for f, _ in validation.as_numpy_iterator()) == 1

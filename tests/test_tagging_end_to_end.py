@@ -89,7 +89,10 @@ def trained(request, tmp_path_factory):
                 word2vec_architecture="skipgram",
                 learning_rate_schedule="cosine",
                 ema_momentum=0.5,
-                epochs=2,
+                epochs=3,
+                # The dev split joins training: no early stopping, the last epoch is kept.
+                train_on_development=True,
+                early_stopping_patience=1,
                 # Each document's 9-, 2- and 14-token sentences make examples [9, 2] and [14].
                 context_tokens=12,
                 # Trained in IOBES, read and scored in IOB2.
@@ -135,12 +138,18 @@ def test_training_and_evaluation_cover_the_whole_splits(trained, monkeypatch):
     assert ("wonderful" in vocabulary) is (name == "ner")  # A word of IMDB reviews only.
     assert metrics["figures"] == ["confusion.png"] and (root / "model" / "confusion.png").exists()
     training = json.loads((root / "model" / "training.json").read_text())
-    # Epochs are selected by seqeval's F1 on the whole dev split: the kept epoch's score is
-    # what evaluation measures again on the saved model.
+    # The kept epoch's dev score (the best one's for slots, the last one's for ner) is what
+    # evaluation measures again on the saved model.
     assert training["best_val_f1"] == pytest.approx(metrics["dev"]["f1"])
     assert len(training["history"]["val_f1"]) == training["epochs_run"]
-    if name == "ner":  # Cosine schedule over its 2 epochs.
-        assert training["history"]["learning_rate"] == pytest.approx([1e-3, 5e-4])
+    if name == "ner":  # Cosine schedule over its 3 epochs, all run, the last one kept.
+        assert training["history"]["learning_rate"] == pytest.approx([1e-3, 7.5e-4, 2.5e-4])
+        assert training["epochs_run"] == training["best_epoch"] == 3
+        assert training["epoch_selection"] == "last epoch"
+        assert metrics["training"]["epoch_selection"] == "last epoch"
+    else:
+        assert training["epoch_selection"] == "best validation score"
+    assert metrics["dev"]["trained_on"] is (name == "ner")
 
     monkeypatch.setenv("ZOO_DATA_MIRROR", str(root / "mirror"))
     monkeypatch.setenv("ZOO_DATA_DIR", str(root / "tfds"))

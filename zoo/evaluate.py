@@ -58,6 +58,7 @@ def evaluate_model(
                 "training_wall_seconds",
                 "epochs_run",
                 "best_epoch",
+                "epoch_selection",
                 f"best_val_{entry.family.metric}",
             )
         },

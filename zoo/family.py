@@ -54,6 +54,11 @@ class Family(abc.ABC):
         """Writes figures of evaluation `results` (e.g. a confusion plot); their file names."""
         return []
 
+    def selects_epoch(self, config) -> bool:
+        """Whether the validation data selects the epoch whose weights are kept (and stops
+        training early); False when the config also trains on it, so the last epoch is kept."""
+        return True
+
     def callbacks(self, model, config) -> list[keras.callbacks.Callback]:
         """Callbacks that run before checkpointing each epoch (e.g. to add a `val_` metric)."""
         return []

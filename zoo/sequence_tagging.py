@@ -100,6 +100,10 @@ class SequenceTaggingConfig(TrainingConfig):
     # split needs a "document" feature) are packed into examples of up to N tokens, so the
     # tagger reads the text around each sentence; scores are still counted per sentence.
     context_tokens: int = 0
+    # True: the development split joins the training data (the protocol of Chiu & Nichols
+    # 2016 and Akbik et al. 2018 on CoNLL-2003). Nothing held out then selects an epoch or
+    # stops early: the last epoch's weights are kept, and dev scores are not held-out scores.
+    train_on_development: bool = False
 
     def validate(self) -> None:
         self.require_positive(
@@ -284,9 +288,20 @@ class SequenceTaggingFamily(Family):
             intent_loss_weight=config.intent_loss_weight,
         )
 
+    def selects_epoch(self, config) -> bool:
+        return not config.train_on_development
+
+    def _training_examples(self, config) -> tf.data.Dataset:
+        """The training split, followed by the development split with `train_on_development`."""
+        examples = self.load_split("train")
+        if config.train_on_development:
+            examples = examples.concatenate(self.load_split(self.validation_split))
+        return examples
+
     def prepare_model(self, config, run_dir: Path) -> SequenceTagger:
-        print("Reading the training split...", flush=True)
-        examples = list(self.load_split("train").as_numpy_iterator())
+        joined = f" + {self.validation_split}" if config.train_on_development else ""
+        print(f"Reading the training split{joined}...", flush=True)
+        examples = list(self._training_examples(config).as_numpy_iterator())
         sentences = [decode_strings(example["tokens"]) for example in examples]
         preprocessor = self._preprocessor(config)
         tokens = tf.ragged.constant(sentences, dtype=tf.string)
@@ -366,7 +381,7 @@ class SequenceTaggingFamily(Family):
         `context_tokens`; with references, the gold strings (and `sentence_lengths`) as labels."""
         tag_table = string_table(model.tag_names, default=0)
         intent_table = string_table(model.intent_names, default=-1) if model.intent_names else None
-        examples = self.load_split(split)
+        examples = self._training_examples(config) if split == "train" else self.load_split(split)
         if config.context_tokens:
             if self.with_intent:
                 raise ConfigError(
@@ -532,6 +547,8 @@ class SequenceTaggingFamily(Family):
             }
         if split != self.validation_split:
             results["dev"] = self._score(model, config, self.validation_split)
+            # Scores on data the model was trained on: kept, but marked as not held out.
+            results["dev"]["trained_on"] = config.train_on_development
         results["tokenizer_agreement"] = self.tokenizer_agreement(model, split)
         return results
 

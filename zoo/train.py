@@ -77,7 +77,8 @@ def train(
 
     Writes the resolved config, TensorBoard logs, a CSV log and a PNG of training curves to
     `runs/<name>/<timestamp>/`; resumes a killed run from `runs/<name>/backup/`; keeps the
-    weights of the epoch with the best validation metric; then, unless `evaluate=False`,
+    weights of the epoch with the best validation metric (the last epoch's when the family
+    trains on the validation data too: `Family.selects_epoch`); then, unless `evaluate=False`,
     measures the full test split into `metrics.json`. Returns the metrics (or the history).
     """
     entry = get_entry(name)
@@ -97,6 +98,8 @@ def train(
     train_data, validation_data = family.training_data(model, config)
     family.compile(model, config)
     monitor = f"val_{family.metric}"
+    # Without held-out validation data, the checkpoint keeps the last epoch and nothing stops early.
+    selects_epoch = family.selects_epoch(config)
     best_weights = run_dir / "best.weights.h5"
     # With a weight EMA, the averaged weights are swapped in at each epoch's end, before the
     # family's callbacks score them and the checkpoint saves them.
@@ -110,7 +113,7 @@ def train(
             str(best_weights),
             monitor=monitor,
             mode="max",
-            save_best_only=True,
+            save_best_only=selects_epoch,
             save_weights_only=True,
         ),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
@@ -122,7 +125,7 @@ def train(
                 lambda epoch: scheduled_learning_rate(config, epoch)
             )
         )
-    if config.early_stopping_patience:
+    if config.early_stopping_patience and selects_epoch:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=monitor, mode="max", patience=config.early_stopping_patience
@@ -142,12 +145,16 @@ def train(
 
     history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
     plot_training_curves(history_dict, run_dir / "curves.png", title=f"{name}: {config.cell}")
-    best_epoch = max(range(len(history_dict[monitor])), key=history_dict[monitor].__getitem__)
+    scores = history_dict[monitor]
+    best_epoch = (
+        max(range(len(scores)), key=scores.__getitem__) if selects_epoch else len(scores) - 1
+    )
     training = {
         "entry": name,
         "config": config_to_dict(config),
         "epochs_run": len(history_dict[monitor]),
         "best_epoch": best_epoch + 1,
+        "epoch_selection": "best validation score" if selects_epoch else "last epoch",
         f"best_{monitor}": history_dict[monitor][best_epoch],
         "history": history_dict,
         "training_wall_seconds": round(training_seconds, 1),
