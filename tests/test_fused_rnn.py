@@ -89,6 +89,31 @@ def test_fused_lstm_equals_keras_layers_outputs_and_gradients_on_jax():
         assert case["gradient_gap"] < 1e-5, case
 
 
+SYMBOLIC = textwrap.dedent("""
+    import keras
+    from zoo.layers.recurrent_stack import RecurrentStack
+
+    # A functional model's symbolic build has unknown batch and time sizes; cuDNN's kernel
+    # cannot run on those (nor on a CPU at all), so the build must not trace the fused path.
+    for options in ({}, {"return_sequences": False}, {"merge_mode": "sum"}):
+        inputs, mask = keras.Input((None, 5)), keras.Input((None,), dtype="bool")
+        stack = RecurrentStack(cell="lstm", units=6, num_layers=2, implementation="cudnn", **options)
+        outputs = stack(inputs, mask=mask)
+        expected = stack.compute_output_shape((None, None, 5))
+        assert tuple(outputs.shape) == expected, (outputs.shape, expected)
+        print(options, tuple(outputs.shape))
+    """)
+
+
+def test_a_functional_model_builds_without_tracing_the_cudnn_kernel():
+    lines = run_on_jax(SYMBOLIC).strip().splitlines()[-3:]
+    assert lines == [
+        "{} (None, None, 12)",
+        "{'return_sequences': False} (None, 12)",
+        "{'merge_mode': 'sum'} (None, None, 6)",
+    ]
+
+
 def test_implementation_is_validated_and_serialized():
     with pytest.raises(ValueError, match="implementation must be one of"):
         RecurrentStack(implementation="fast")

@@ -168,6 +168,14 @@ class RecurrentStack(keras.layers.Layer):
             return False
         return self.implementation != "auto" or fused_rnn.jax_cudnn_available()
 
+    def compute_output_shape(self, input_shape):
+        # Symbolic calls (building a functional model) use this instead of tracing `call`:
+        # cuDNN's kernel needs concrete batch and time sizes to size its workspace.
+        shape = input_shape
+        for layer in self.recurrent_layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences else None
 
