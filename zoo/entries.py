@@ -66,9 +66,11 @@ class NerConfig(SequenceTaggingConfig):
     learning rate on a cosine."""
 
     epochs: int = 40
+    # Only with train_on_development=false: nothing held out stops training otherwise.
     early_stopping_patience: int = 8
-    # Every train word (17.5k) and the unlabeled text's most frequent others: 30k keeps the
-    # model at 18 MB (40k measured test F1 87.03 at 22.7 MB, over the repository's size budget).
+    # Every CoNLL word trained on (17.5k in train, 19.7k with dev) and the unlabeled text's most
+    # frequent others: 30k keeps the model at 18 MB (40k measured test F1 87.03 at 22.7 MB, over
+    # the repository's size budget).
     vocabulary_size: int = 30000
     # IMDB's 75,000 reviews, then PTB's 42,068 news sentences (see `reviews_then_news`).
     unlabeled_documents: int = 117068
@@ -77,6 +79,9 @@ class NerConfig(SequenceTaggingConfig):
     singleton_dropout: float = 0.5
     ema_momentum: float = 0.999
     learning_rate_schedule: str = choice("cosine", LEARNING_RATE_SCHEDULES)
+    # The recipe was chosen on held-out dev F1 (train only: 92.75); the shipped model retrains
+    # it on train + dev for all 40 epochs. `SET="train_on_development=false"` holds dev out.
+    train_on_development: bool = True
 
 
 register(
@@ -89,6 +94,6 @@ register(
             unlabeled_text=reviews_then_news,
         ),
         config_class=NerConfig,
-        description="many-to-many: CoNLL-2003 NER, char-CNN + 2 x BiLSTM + CRF, skip-gram word2vec on train + IMDB + PTB",
+        description="many-to-many: CoNLL-2003 NER, char-CNN + 2 x BiLSTM + CRF, skip-gram word2vec on train + IMDB + PTB, trained on train + dev",
     )
 )
