@@ -3,14 +3,14 @@ import pytest
 import zoo
 from zoo.config import parse_overrides, resolve_config
 from zoo.errors import ConfigError, UnknownEntryError
+from zoo.models.text_classifier import TextClassifierConfig
 from zoo.registry import Entry, get_entry, register
-from zoo.text_classification import TextClassificationConfig
 from zoo.train import scheduled_learning_rate
 
 
 def test_overrides_are_converted_from_strings():
     config = resolve_config(
-        TextClassificationConfig,
+        TextClassifierConfig,
         {"units": "32", "bidirectional": "false", "learning_rate": "0.01", "cell": "lstm"},
     )
     assert (config.units, config.bidirectional, config.learning_rate, config.cell) == (
@@ -23,7 +23,7 @@ def test_overrides_are_converted_from_strings():
 
 def test_unknown_key_lists_accepted_keys():
     with pytest.raises(ConfigError, match="Unknown config key 'colour'.*Accepted keys:.*units"):
-        resolve_config(TextClassificationConfig, {"colour": "red"})
+        resolve_config(TextClassifierConfig, {"colour": "red"})
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_unknown_key_lists_accepted_keys():
 )
 def test_bad_values_name_the_key_and_what_is_accepted(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        resolve_config(TextClassificationConfig, overrides)
+        resolve_config(TextClassifierConfig, overrides)
 
 
 def test_parse_overrides():
@@ -76,12 +76,10 @@ def test_entry_dataclass_is_frozen():
 
 def test_cosine_learning_rate_schedule_decays_toward_zero_by_epoch():
     overrides = {"learning_rate": "0.01", "epochs": "4"}
-    constant = resolve_config(TextClassificationConfig, overrides)
+    constant = resolve_config(TextClassifierConfig, overrides)
     assert [scheduled_learning_rate(constant, epoch) for epoch in range(4)] == [0.01] * 4
-    cosine = resolve_config(
-        TextClassificationConfig, {**overrides, "learning_rate_schedule": "cosine"}
-    )
+    cosine = resolve_config(TextClassifierConfig, {**overrides, "learning_rate_schedule": "cosine"})
     rates = [scheduled_learning_rate(cosine, epoch) for epoch in range(4)]
     assert rates == pytest.approx([0.01, 0.0085355, 0.005, 0.0014645], rel=1e-4)
     with pytest.raises(ConfigError, match="learning_rate_schedule"):
-        resolve_config(TextClassificationConfig, {"learning_rate_schedule": "linear"})
+        resolve_config(TextClassifierConfig, {"learning_rate_schedule": "linear"})

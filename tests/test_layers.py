@@ -5,20 +5,21 @@ import tensorflow as tf
 
 from zoo.config import CELLS
 from zoo.errors import InputError
-from zoo.layers import MaskedPooling, RecurrentStack, TextPreprocessor
+from zoo.layers import MaskedPooling, RecurrentStack
+from zoo.models.text_classifier import TextClassifierPreprocessor
 
 VOCABULARY = ["great", "film", "bad", "é"]
 
 
 def test_preprocessor_maps_words_punctuation_and_unknown_words():
-    preprocessor = TextPreprocessor(vocabulary=VOCABULARY, sequence_length=10)
+    preprocessor = TextClassifierPreprocessor(vocabulary=VOCABULARY, sequence_length=10)
     ids = preprocessor(tf.constant(["A GREAT film!<br />Bad.", "great"])).numpy()
     # 0 = padding, 1 = unknown; words start at 2. "a", "!" and "." are unknown here.
     np.testing.assert_array_equal(ids, [[1, 2, 3, 1, 4, 1], [2, 0, 0, 0, 0, 0]])
 
 
 def test_preprocessor_gives_every_bad_string_a_valid_answer():
-    preprocessor = TextPreprocessor(vocabulary=VOCABULARY, sequence_length=5)
+    preprocessor = TextClassifierPreprocessor(vocabulary=VOCABULARY, sequence_length=5)
     ids = preprocessor(tf.constant(["", "   ", b"\xff\xfe great", "É " * 500_000])).numpy()
     np.testing.assert_array_equal(ids[0], [1, 0, 0, 0, 0])  # empty -> one unknown token
     np.testing.assert_array_equal(ids[1], [1, 0, 0, 0, 0])
@@ -28,21 +29,23 @@ def test_preprocessor_gives_every_bad_string_a_valid_answer():
 
 @pytest.mark.parametrize("truncation, expected", [("post", [2, 3]), ("pre", [4, 2])])
 def test_preprocessor_truncation(truncation, expected):
-    preprocessor = TextPreprocessor(vocabulary=VOCABULARY, sequence_length=2, truncation=truncation)
+    preprocessor = TextClassifierPreprocessor(
+        vocabulary=VOCABULARY, sequence_length=2, truncation=truncation
+    )
     np.testing.assert_array_equal(preprocessor(tf.constant(["great film bad great"]))[0], expected)
 
 
 def test_preprocessor_rejects_non_strings():
-    preprocessor = TextPreprocessor(vocabulary=VOCABULARY)
+    preprocessor = TextClassifierPreprocessor(vocabulary=VOCABULARY)
     with pytest.raises(InputError, match="expects strings"):
         preprocessor(tf.constant([1, 2]))
 
 
 def test_preprocessor_adapt_and_config_round_trip():
-    preprocessor = TextPreprocessor(vocabulary_size=4, sequence_length=7)
+    preprocessor = TextClassifierPreprocessor(vocabulary_size=4, sequence_length=7)
     preprocessor.adapt(tf.data.Dataset.from_tensor_slices(["b a b", "c b a", "d"]).batch(2))
     assert preprocessor.get_vocabulary() == ["b", "a"]  # the 2 most frequent words
-    clone = TextPreprocessor.from_config(preprocessor.get_config())
+    clone = TextClassifierPreprocessor.from_config(preprocessor.get_config())
     text = tf.constant(["a b c d"])
     np.testing.assert_array_equal(clone(text), preprocessor(text))
 

@@ -16,8 +16,7 @@ from zoo.evaluate import evaluate_model
 from zoo.export import export_model
 from zoo.train import train
 
-SERVE = textwrap.dedent(
-    """
+SERVE = textwrap.dedent("""
     import json, sys
     import tensorflow as tf
     serving = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
@@ -36,8 +35,7 @@ SERVE = textwrap.dedent(
         serving(text=tf.constant([1.5]))
     except (TypeError, ValueError, tf.errors.InvalidArgumentError) as error:
         print("REJECTED", type(error).__name__, str(error).splitlines()[0])
-    """
-)
+    """)
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,15 @@ from tests.tagging_fixtures import TINY_TAGGER
 from zoo.config import resolve_config
 from zoo.errors import ConfigError, InputError, UnknownEntryError
 from zoo.layers.character_encoder import CharacterEncoder
-from zoo.layers.sequence_tagger_preprocessor import (
+from zoo.models.sequence_tagger.sequence_tagger import SequenceTagger
+from zoo.models.sequence_tagger import SequenceTaggerConfig
+from zoo.models.sequence_tagger.sequence_tagger_preprocessor import (
     CASING_CLASSES,
     SequenceTaggerPreprocessor,
     casing_ids,
 )
+from zoo.models.sequence_tagger.tag_schemes import iob2_tag_name, iob2_to_iobes, iobes_tag_names
 from zoo.registry import get_entry
-from zoo.sequence_tagger import SequenceTagger
-from zoo.sequence_tagging import SequenceTaggingConfig
-from zoo.tag_schemes import iob2_tag_name, iob2_to_iobes, iobes_tag_names
 
 WORDS = ["to", "from", "boston", "denver", "flights", "the", "0"]
 CHARACTERS = list("abcdefghijklmnopqrstuvwxyzBD0.")
@@ -226,13 +226,13 @@ def test_predict_rejects_non_strings_clearly(bad_input, message):
 
 def test_config_validation_and_build():
     with pytest.raises(ConfigError, match="Unknown config key 'colour'.*Accepted keys"):
-        resolve_config(SequenceTaggingConfig, {"colour": "red"})
+        resolve_config(SequenceTaggerConfig, {"colour": "red"})
     with pytest.raises(ConfigError, match="'head' must be one of softmax, crf"):
-        resolve_config(SequenceTaggingConfig, {"head": "hmm"})
+        resolve_config(SequenceTaggerConfig, {"head": "hmm"})
     with pytest.raises(ConfigError, match="'word_dropout' must be in"):
-        resolve_config(SequenceTaggingConfig, {"word_dropout": "1.5"})
+        resolve_config(SequenceTaggerConfig, {"word_dropout": "1.5"})
     with pytest.raises(ConfigError, match="'context_tokens' must be between 0 and sequence_length"):
-        resolve_config(SequenceTaggingConfig, {"context_tokens": 300, "sequence_length": 256})
+        resolve_config(SequenceTaggerConfig, {"context_tokens": 300, "sequence_length": 256})
     with pytest.raises(UnknownEntryError, match="Known entries: .*ner.*slots"):
         zoo.build("nerr")
     model = zoo.build("ner", **{**TINY_TAGGER, "cell": "peephole_lstm", "head": "softmax"})
@@ -266,16 +266,16 @@ def test_jax_backend_trains_the_crf_tagger_one_step():
 
 
 def test_unlabeled_text_is_read_up_to_the_configured_number_of_documents():
-    from zoo.sequence_tagging import SequenceTaggingFamily
+    from zoo.models.sequence_tagger.sequence_tagger_family import SequenceTaggerFamily
 
     documents = ["Great film in Paris.<br /><br />Loved it", "Second review, 1999", "Third"]
-    family = SequenceTaggingFamily(
+    family = SequenceTaggerFamily(
         load_split=None, unlabeled_text=lambda: tf.data.Dataset.from_tensor_slices(documents)
     )
     preprocessor = SequenceTaggerPreprocessor(sequence_length=32, max_word_length=8)
 
     def read(count):
-        config = resolve_config(SequenceTaggingConfig, {"unlabeled_documents": count})
+        config = resolve_config(SequenceTaggerConfig, {"unlabeled_documents": count})
         return family._unlabeled_words(preprocessor, config)
 
     assert read(0) == []
@@ -289,8 +289,8 @@ def test_unlabeled_text_is_read_up_to_the_configured_number_of_documents():
 
 
 def test_tag_confusions_count_token_errors_and_pick_the_most_confused_tags(tmp_path):
+    from zoo.models.sequence_tagger.sequence_tagger_family import most_confused_tags, tag_confusions
     from zoo.plots import plot_confusions
-    from zoo.sequence_tagging import most_confused_tags, tag_confusions
 
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"], ["B-LOC"]]
     predicted = [["B-PER", "O", "O", "B-ORG"], ["B-LOC", "O"], ["B-ORG"]]
@@ -308,7 +308,7 @@ def test_tag_confusions_count_token_errors_and_pick_the_most_confused_tags(tmp_p
 
 
 def test_training_drops_singletons_to_oov_and_can_freeze_the_embeddings(tmp_path):
-    from zoo.sequence_tagging import SequenceTaggingFamily
+    from zoo.models.sequence_tagger.sequence_tagger_family import SequenceTaggerFamily
 
     # "boston" and "denver" occur once in the training split, "flights" and "to" three times.
     sentences = [["flights", "to", "boston"], ["flights", "to", "denver"], ["flights", "to"]]
@@ -328,9 +328,9 @@ def test_training_drops_singletons_to_oov_and_can_freeze_the_embeddings(tmp_path
             }
         )
 
-    family = SequenceTaggingFamily(load_split=load_split, tag_names=("O", "B-LOC"))
+    family = SequenceTaggerFamily(load_split=load_split, tag_names=("O", "B-LOC"))
     config = resolve_config(
-        SequenceTaggingConfig,
+        SequenceTaggerConfig,
         {**TINY_TAGGER, "embedding_init": "random", "train_embeddings": "false"},
     )
     model = family.prepare_model(config, tmp_path)
@@ -364,7 +364,7 @@ def test_training_drops_singletons_to_oov_and_can_freeze_the_embeddings(tmp_path
 
 
 def test_context_tokens_needs_documents_and_no_intent_head():
-    from zoo.sequence_tagging import SequenceTaggingFamily
+    from zoo.models.sequence_tagger.sequence_tagger_family import SequenceTaggerFamily
 
     def load_split(split, document=False):
         columns = {"tokens": tf.ragged.constant([["to", "boston"]]), "tags": [["O", "B-city"]]}
@@ -374,11 +374,11 @@ def test_context_tokens_needs_documents_and_no_intent_head():
             columns["document"] = [0]
         return tf.data.Dataset.from_tensor_slices(columns)
 
-    config = resolve_config(SequenceTaggingConfig, {**TINY_TAGGER, "context_tokens": 8})
-    family = SequenceTaggingFamily(load_split=load_split)
+    config = resolve_config(SequenceTaggerConfig, {**TINY_TAGGER, "context_tokens": 8})
+    family = SequenceTaggerFamily(load_split=load_split)
     with pytest.raises(ConfigError, match="'context_tokens' needs documents; the 'dev' split"):
         family._examples(family.build(config), "dev", config)
-    family = SequenceTaggingFamily(
+    family = SequenceTaggerFamily(
         load_split=lambda split: load_split(split, document=True), with_intent=True
     )
     with pytest.raises(ConfigError, match="an intent is one sentence's.*context_tokens=0"):
@@ -444,7 +444,7 @@ def test_a_tagger_trained_in_iobes_predicts_and_serves_iob2_tags():
 
 
 def test_train_on_development_joins_the_dev_split_to_training_and_keeps_the_last_epoch(tmp_path):
-    from zoo.sequence_tagging import SequenceTaggingFamily
+    from zoo.models.sequence_tagger.sequence_tagger_family import SequenceTaggerFamily
 
     splits = {"train": [["flights", "to", "boston"]], "dev": [["fares", "to", "paris"]]}
 
@@ -458,10 +458,10 @@ def test_train_on_development_joins_the_dev_split_to_training_and_keeps_the_last
             }
         )
 
-    family = SequenceTaggingFamily(load_split=load_split, tag_names=("O", "B-LOC"))
+    family = SequenceTaggerFamily(load_split=load_split, tag_names=("O", "B-LOC"))
     for joined in (False, True):
         config = resolve_config(
-            SequenceTaggingConfig,
+            SequenceTaggerConfig,
             {**TINY_TAGGER, "embedding_init": "random", "train_on_development": joined},
         )
         assert family.selects_epoch(config) is not joined

@@ -16,7 +16,7 @@ from tests.tagging_fixtures import (  # noqa: F401  (tagging_mirror is a fixture
     tagging_mirror,
     write_conll_mirror,
 )
-from zoo.layers.sequence_tagger_preprocessor import tokenize_sentences
+from zoo.models.sequence_tagger.sequence_tagger_preprocessor import tokenize_sentences
 
 
 @pytest.mark.parametrize(

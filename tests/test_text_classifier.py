@@ -9,8 +9,8 @@ import tensorflow as tf
 import zoo
 from tests.conftest import NEGATIVE, POSITIVE, TINY_SENTIMENT
 from zoo.errors import InputError
-from zoo.layers import TextPreprocessor
-from zoo.text_classifier import TextClassifier
+from zoo.models.text_classifier import TextClassifierPreprocessor
+from zoo.models.text_classifier.text_classifier import TextClassifier
 
 VOCABULARY = ["great", "wonderful", "loved", "bad", "awful", "boring", "film", "."]
 
@@ -23,7 +23,7 @@ def tiny_classifier(**overrides) -> TextClassifier:
         "cell": "gru",
         **overrides,
     }
-    preprocessor = TextPreprocessor(vocabulary=VOCABULARY, sequence_length=12)
+    preprocessor = TextClassifierPreprocessor(vocabulary=VOCABULARY, sequence_length=12)
     return TextClassifier(preprocessor=preprocessor, **config)
 
 

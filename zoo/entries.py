@@ -8,27 +8,27 @@ from pipelines.conll2003 import load_conll2003
 from pipelines.imdb import load_imdb
 from pipelines.ptb import as_running_text, load_ptb
 from zoo.config import LEARNING_RATE_SCHEDULES, choice
+from zoo.models.sequence_tagger import SequenceTaggerConfig, SequenceTaggerFamily
+from zoo.models.text_classifier import TextClassifierConfig, TextClassifierFamily
 from zoo.registry import Entry, register
-from zoo.sequence_tagging import SequenceTaggingConfig, SequenceTaggingFamily
-from zoo.text_classification import TextClassificationConfig, TextClassificationFamily
-from zoo.word_vectors import WORD2VEC_ARCHITECTURES
+from zoo.vocabulary import WORD2VEC_ARCHITECTURES
 
 register(
     Entry(
         name="sentiment",
-        family=TextClassificationFamily(
+        family=TextClassifierFamily(
             load_split=load_imdb,
             class_names=("negative", "positive"),
             unlabeled_split="unsupervised",
         ),
-        config_class=TextClassificationConfig,
+        config_class=TextClassifierConfig,
         description="many-to-one: IMDB review sentiment, BiGRU over word2vec-initialised embeddings",
     )
 )
 
 
 @dataclasses.dataclass
-class SlotFillingConfig(SequenceTaggingConfig):
+class SlotFillingConfig(SequenceTaggerConfig):
     """ATIS: lower-cased, short utterances, 4,478 of them; contractions ("i'd") are one token."""
 
     epochs: int = 40
@@ -44,7 +44,7 @@ class SlotFillingConfig(SequenceTaggingConfig):
 register(
     Entry(
         name="slots",
-        family=SequenceTaggingFamily(load_split=load_atis, with_intent=True),
+        family=SequenceTaggerFamily(load_split=load_atis, with_intent=True),
         config_class=SlotFillingConfig,
         description="many-to-many: ATIS slot filling + intent, char-CNN + 2 x BiLSTM + CRF",
     )
@@ -60,7 +60,7 @@ def reviews_then_news():
 
 
 @dataclasses.dataclass
-class NerConfig(SequenceTaggingConfig):
+class NerConfig(SequenceTaggerConfig):
     """CoNLL-2003: no pretrained vectors offline, so skip-gram word2vec also reads IMDB's
     reviews and PTB's news; training replaces half the singletons by the OOV id and decays the
     learning rate on a cosine."""
@@ -87,7 +87,7 @@ class NerConfig(SequenceTaggingConfig):
 register(
     Entry(
         name="ner",
-        family=SequenceTaggingFamily(
+        family=SequenceTaggerFamily(
             load_split=load_conll2003,
             tag_names=CONLL_TAG_NAMES,
             per_type_metrics=True,

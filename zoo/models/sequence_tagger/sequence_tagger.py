@@ -6,8 +6,8 @@ from zoo.errors import InputError
 from zoo.layers import MaskedPooling, RecurrentStack
 from zoo.layers.character_encoder import CharacterEncoder
 from zoo.layers.crf import CRF
-from zoo.layers.sequence_tagger_preprocessor import CASING_CLASSES
-from zoo.tag_schemes import TAG_SCHEMES, iob2_tag_name
+from zoo.models.sequence_tagger.sequence_tagger_preprocessor import CASING_CLASSES
+from zoo.models.sequence_tagger.tag_schemes import TAG_SCHEMES, iob2_tag_name
 from zoo.task import PREDICT_BATCH_SIZE, Task, as_string_batch, pad_to_multiple
 
 HEADS = ("softmax", "crf")
@@ -28,7 +28,7 @@ class SequenceTagger(Task):
     The model computes its own loss (the CRF's negative log-likelihood or the per-token
     cross-entropy, plus `intent_loss_weight` times the intent cross-entropy) and, with an
     intent head, `intent_accuracy`, so `compile` needs only an optimizer (span F1 is seqeval's,
-    computed on whole splits outside the graph by `SequenceTaggingFamily`). Targets
+    computed on whole splits outside the graph by `SequenceTaggerFamily`). Targets
     are a dict: `tags` (batch, time) tag ids and, with an intent head, `intent` (batch,) ids,
     where -1 marks an intent unknown to the model (left out of the loss, counted as wrong).
 

@@ -2,7 +2,7 @@ import keras
 import tensorflow as tf
 
 from zoo.errors import InputError
-from zoo.layers.text_preprocessor import OOV_ID, PAD_ID
+from zoo.vocabulary import OOV_ID, PAD_ID
 
 # Punctuation split off the start / the end of a word. Word-internal punctuation stays, so
 # "U.S.", "1996-08-22", "o'clock" and "1,000" remain one token, as in ATIS and CoNLL-2003.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,58 +10,13 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.transforms import bucket_by_length
-from zoo.config import CELLS, TrainingConfig, choice
-from zoo.errors import ConfigError
 from zoo.family import Family
-from zoo.layers import MERGE_MODES, POOLINGS, TextPreprocessor
-from zoo.layers.text_preprocessor import most_frequent_words
-from zoo.text_classifier import TextClassifier
-from zoo.word_vectors import word2vec_matrix
+from zoo.models.text_classifier.text_classifier import TextClassifier
+from zoo.models.text_classifier.text_classifier_preprocessor import TextClassifierPreprocessor
+from zoo.vocabulary import most_frequent_words, word2vec_matrix
 
 
-@dataclasses.dataclass
-class TextClassificationConfig(TrainingConfig):
-    """Recipe of a text classifier: vocabulary, architecture and training."""
-
-    vocabulary_size: int = 25000
-    sequence_length: int = 800
-    truncation: str = choice("pre", ("pre", "post"), "keep the first (post) or last (pre) words")
-    embedding_dim: int = 128
-    embedding_init: str = choice("word2vec", ("word2vec", "random"))
-    word2vec_epochs: int = 5
-    cell: str = choice("gru", CELLS)
-    units: int = 128
-    num_layers: int = 2
-    bidirectional: bool = True
-    merge_mode: str = choice("concat", MERGE_MODES)
-    pooling: str = choice("max_mean", POOLINGS)
-    embedding_dropout: float = 0.25
-    dropout: float = 0.3
-    recurrent_dropout: float = 0.0
-    residual: bool = False
-    bucket_step: int = 64
-
-    def validate(self) -> None:
-        self.require_positive(
-            "vocabulary_size",
-            "sequence_length",
-            "embedding_dim",
-            "units",
-            "num_layers",
-            "epochs",
-            "batch_size",
-            "bucket_step",
-        )
-        if self.vocabulary_size < 3:
-            raise ConfigError(
-                "Config key 'vocabulary_size' must be at least 3 (padding, OOV, a word)."
-            )
-        self.require_rates("embedding_dropout", "dropout", "recurrent_dropout")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ConfigError("Config key 'validation_fraction' must be in (0, 1).")
-
-
-class TextClassificationFamily(Family):
+class TextClassifierFamily(Family):
     """Text classifier over a dataset of (text, label) pairs.
 
     Args:
@@ -87,7 +41,7 @@ class TextClassificationFamily(Family):
 
     def build(self, config, preprocessor=None, **unused) -> TextClassifier:
         if preprocessor is None:
-            preprocessor = TextPreprocessor(
+            preprocessor = TextClassifierPreprocessor(
                 vocabulary_size=config.vocabulary_size,
                 sequence_length=config.sequence_length,
                 truncation=config.truncation,
@@ -122,7 +76,7 @@ class TextClassificationFamily(Family):
         texts = self.load_split(self._train_split(config)).map(lambda text, label: text)
         if self.unlabeled_split:
             texts = texts.concatenate(self.load_split(self.unlabeled_split).map(lambda t, l: t))
-        preprocessor = TextPreprocessor(
+        preprocessor = TextClassifierPreprocessor(
             vocabulary_size=config.vocabulary_size,
             sequence_length=config.sequence_length,
             truncation=config.truncation,

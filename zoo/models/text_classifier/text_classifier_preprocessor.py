@@ -1,11 +1,8 @@
-import collections
-
 import keras
 import tensorflow as tf
 
 from zoo.errors import InputError
-
-PAD_ID, OOV_ID = 0, 1
+from zoo.vocabulary import OOV_ID, most_frequent_words
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -24,15 +21,9 @@ def standardize_text(text):
     return tf.strings.regex_replace(text, r"([!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~])", r" \1 ")
 
 
-def most_frequent_words(sentences: list[list[str]], size: int) -> list[str]:
-    """The `size` most frequent words; ties broken by the word, so data order does not matter."""
-    counts = collections.Counter(word for sentence in sentences for word in sentence)
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return [word for word, _ in ranked[:size]]
-
-
-@keras.saving.register_keras_serializable(package="zoo")
-class TextPreprocessor(keras.layers.Layer):
+# Registered under its first name, which the committed .keras files record.
+@keras.saving.register_keras_serializable(package="zoo", name="TextPreprocessor")
+class TextClassifierPreprocessor(keras.layers.Layer):
     """Maps raw strings to right-padded word ids, with TF ops that serve without tf-text.
 
     Id 0 is padding, 1 is out-of-vocabulary and 2... are the vocabulary's words in order. Sequences longer than `sequence_length` are
@@ -48,7 +39,7 @@ class TextPreprocessor(keras.layers.Layer):
         truncation: str. "post" keeps the first tokens, "pre" the last ones.
 
     Examples:
-    >>> preprocessor = TextPreprocessor(vocabulary=["great", "film"])
+    >>> preprocessor = TextClassifierPreprocessor(vocabulary=["great", "film"])
     >>> preprocessor(tf.constant(["A great film!"]))  # [[1, 2, 3, 1]]
     """
 
@@ -123,13 +114,15 @@ class TextPreprocessor(keras.layers.Layer):
         text = tf.convert_to_tensor(text)
         if text.dtype != tf.string:
             raise InputError(
-                f"TextPreprocessor expects strings, got a tensor of {text.dtype.name}."
+                f"TextClassifierPreprocessor expects strings, got a tensor of {text.dtype.name}."
             )
         scalar = text.shape.rank == 0
         if scalar:
             text = tf.expand_dims(text, 0)
         if self.lookup_table is None:
-            raise ValueError("TextPreprocessor has no vocabulary: pass one or call adapt().")
+            raise ValueError(
+                "TextClassifierPreprocessor has no vocabulary: pass one or call adapt()."
+            )
         words = self.tokenize(text)
         token_ids = words.with_flat_values(self.lookup_table.lookup(words.flat_values))
         if self.truncation == "post":

@@ -1,4 +1,5 @@
-"""Word2vec embeddings trained on the task's own text (gensim), to initialise embedding tables.
+"""Vocabularies shared by every family: the special ids, the most frequent words, and word2vec
+embeddings trained on the task's own text (gensim) to initialise embedding tables.
 
 No pretrained word vectors are available offline, and the zoo trains only on its datasets' text:
 a task's own training split plus the unlabeled text the mirror holds (IMDB's reviews, PTB's news
@@ -7,11 +8,22 @@ sentences), as each entry's recipe says.
 
 from __future__ import annotations
 
+import collections
 import os
 
 import numpy as np
 
+# Id 0 pads, id 1 is out-of-vocabulary; a vocabulary's words take ids 2, 3, ... in order.
+PAD_ID, OOV_ID = 0, 1
+
 WORD2VEC_ARCHITECTURES = ("cbow", "skipgram")
+
+
+def most_frequent_words(sentences: list[list[str]], size: int) -> list[str]:
+    """The `size` most frequent words; ties broken by the word, so data order does not matter."""
+    counts = collections.Counter(word for sentence in sentences for word in sentence)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [word for word, _ in ranked[:size]]
 
 
 def word2vec_matrix(
