@@ -6,9 +6,44 @@ import abc
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zoo.errors import ConfigError
+from zoo.task import as_string_batch
+
+
+def records(outputs: dict[str, tf.Tensor]) -> list[dict]:
+    """Batched served outputs -> one JSON-ready dict per row.
+
+    Strings are decoded; with a `num_tokens` output, per-token outputs (rank 2) keep that
+    row's tokens only.
+    """
+    arrays = {key: np.asarray(value) for key, value in outputs.items()}
+    lengths = arrays.get("num_tokens")
+    rows = []
+    for row in range(len(next(iter(arrays.values())))):
+        record = {}
+        for key, values in arrays.items():
+            value = values[row]
+            if lengths is not None and values.ndim == 2:
+                value = value[: lengths[row]]
+            record[key] = json_ready(value)
+        rows.append(record)
+    return rows
+
+
+def json_ready(value):
+    """A NumPy value -> str, int, float, or a list of them."""
+    if isinstance(value, np.ndarray):
+        return [json_ready(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
 
 
 class Family(abc.ABC):
@@ -39,16 +74,30 @@ class Family(abc.ABC):
         """Metrics on a whole split, as a dict with `self.metric` among its keys."""
 
     @abc.abstractmethod
+    def postprocess(self, model, text: tf.Tensor, outputs: dict) -> dict[str, tf.Tensor]:
+        """The named outputs served for a batch of raw `text`, from the model's `outputs` for it.
+
+        TF ops only, run eagerly by `predict_records` and traced into the exported graph by
+        `serving_function`: one implementation, so the two cannot disagree.
+        """
+
     def predict_records(self, model, inputs) -> list[dict]:
         """Raw inputs -> one JSON-ready dict per input, the same fields the server returns."""
+        text = as_string_batch(inputs)
+        outputs = self.postprocess(model, text, model.predict(text, verbose=0))
+        return records(outputs)
 
-    @abc.abstractmethod
     def serving_function(self, model):
-        """A tf.function of raw tf.string inputs returning a dict of named outputs."""
+        """A function of raw tf.string inputs returning a dict of named outputs."""
 
-    @abc.abstractmethod
+        def serve(text):
+            return self.postprocess(model, text, model(model.preprocessor(text), training=False))
+
+        return serve
+
     def serving_signature(self) -> list[tf.TensorSpec]:
         """The input signature of `serving_function`."""
+        return [tf.TensorSpec([None], tf.string, name="text")]
 
     def save_figures(self, results: dict, output_dir: Path) -> list[str]:
         """Writes figures of evaluation `results` (e.g. a confusion plot); their file names."""

@@ -27,7 +27,6 @@ from zoo.models.sequence_tagger.sequence_tagger_preprocessor import (
 from zoo.models.sequence_tagger.sequence_tagger_scoring import most_confused_tags, tag_confusions
 from zoo.models.sequence_tagger.tag_schemes import iob2_to_iobes, iobes_tag_names
 from zoo.plots import plot_confusions
-from zoo.task import as_string_batch
 from zoo.vocabulary import OOV_ID, most_frequent_words, word2vec_matrix
 
 # Placeholders for `zoo.build` before training has read the tag and character sets.
@@ -418,20 +417,26 @@ class SequenceTaggerFamily(Family):
         results["tokenizer_agreement"] = self.tokenizer_agreement(model, split)
         return results
 
-    def _tag(self, model: SequenceTagger, text):
-        """The serving outputs for a rank-1 tf.string batch: one implementation, two uses."""
+    def postprocess(self, model: SequenceTagger, text, outputs) -> dict[str, tf.Tensor]:
+        """Raw sentences and the model's outputs for them -> tokens, tags, tag_probability,
+        num_tokens (and intent, intent_probability).
+
+        `tokens`, `tags` and `tag_probability` are (batch, time), right-padded: positions at
+        and after a sentence's `num_tokens` hold "" and 0. Sentences longer than the model's
+        `sequence_length` tokens are cut; `num_tokens` and `tokens` say what was tagged.
+        """
         tokens = model.preprocessor.tokenize(text)
-        features = model.preprocessor.encode_tokens(tokens)
-        outputs = model(features, training=False)
-        mask = tf.not_equal(features["token_ids"], 0)
-        tag_ids = tf.convert_to_tensor(outputs["tag_ids"])
-        probabilities = model.tag_probabilities(outputs["tag_scores"], tag_ids, mask)
-        batch_size = tf.shape(text, out_type=tf.int64)[0]
-        length = tf.shape(mask, out_type=tf.int64)[1]
+        tag_ids = tf.cast(outputs["tag_ids"], tf.int32)
+        batch_size = tf.shape(tag_ids, out_type=tf.int64)[0]
+        length = tf.shape(tag_ids, out_type=tf.int64)[1]
+        mask = tf.sequence_mask(tokens.row_lengths(), length)
+        probabilities = model.tag_probabilities(
+            backend_tensor(outputs["tag_scores"]), backend_tensor(tag_ids), backend_tensor(mask)
+        )
         served = {
             "tokens": tokens.to_tensor(default_value="", shape=tf.stack([batch_size, length])),
             "tags": tf.where(mask, tf.gather(tf.constant(model.output_tag_names), tag_ids), ""),
-            "tag_probability": tf.cast(probabilities, tf.float32),
+            "tag_probability": tf.cast(as_tf(probabilities), tf.float32),
             "num_tokens": tf.cast(tokens.row_lengths(), tf.int32),
         }
         if model.intent_names:
@@ -442,47 +447,17 @@ class SequenceTaggerFamily(Family):
             served["intent_probability"] = tf.reduce_max(intent_probabilities, axis=-1)
         return served
 
-    def predict_records(self, model: SequenceTagger, texts) -> list[dict]:
-        """Raw sentences -> [{"tokens", "tags", "tag_probability", ("intent", ...)}]."""
-        text = as_string_batch(texts)
-        outputs = model.predict(text, verbose=0)
-        tokens = model.preprocessor.tokenize(text)
-        lengths = tokens.row_lengths().numpy()
-        tag_ids = np.asarray(outputs["tag_ids"])
-        mask = np.arange(tag_ids.shape[1])[None, :] < lengths[:, None]
-        probabilities = keras.ops.convert_to_numpy(
-            model.tag_probabilities(outputs["tag_scores"], tag_ids, mask)
-        )
-        tag_names = model.output_tag_names
-        records = []
-        for row, sentence in enumerate(tokens.to_list()):
-            length = lengths[row]
-            record = {
-                "tokens": decode_strings(sentence),
-                "tags": [tag_names[index] for index in tag_ids[row, :length]],
-                "tag_probability": [float(p) for p in probabilities[row, :length]],
-            }
-            if model.intent_names:
-                logits = np.asarray(outputs["intent_logits"][row], dtype="float64")
-                intent_probabilities = np.exp(logits - logits.max())
-                intent_probabilities /= intent_probabilities.sum()
-                record["intent"] = model.intent_names[int(intent_probabilities.argmax())]
-                record["intent_probability"] = float(intent_probabilities.max())
-            records.append(record)
-        return records
 
-    def serving_signature(self):
-        return [tf.TensorSpec([None], tf.string, name="text")]
+def backend_tensor(value):
+    """`value` as a tensor of the Keras backend: in the served graph (TensorFlow) it stays a TF
+    tensor; eagerly on JAX or torch (`predict_records`), it goes there through NumPy."""
+    if keras.backend.backend() == "tensorflow":
+        return value
+    return keras.ops.convert_to_tensor(np.asarray(value))
 
-    def serving_function(self, model: SequenceTagger):
-        """Raw sentences -> tokens, tags, tag_probability, num_tokens (and intent).
 
-        `tokens`, `tags` and `tag_probability` are (batch, time), right-padded: positions at
-        and after a sentence's `num_tokens` hold "" and 0. Sentences longer than the model's
-        `sequence_length` tokens are cut; `num_tokens` and `tokens` say what was tagged.
-        """
-
-        def serve(text):
-            return self._tag(model, text)
-
-        return serve
+def as_tf(value) -> tf.Tensor:
+    """A tensor of the Keras backend as a TF tensor (the inverse of `backend_tensor`)."""
+    if keras.backend.backend() == "tensorflow":
+        return value
+    return tf.convert_to_tensor(keras.ops.convert_to_numpy(value))

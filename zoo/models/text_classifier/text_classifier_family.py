@@ -136,29 +136,10 @@ class TextClassifierFamily(Family):
             total += int(labels.shape[0])
         return {"accuracy": correct / total, "num_examples": total}
 
-    def predict_records(self, model: TextClassifier, texts) -> list[dict]:
-        """Raw texts -> [{"label": ..., "probability": ...}], as the serving signature answers."""
-        logits = np.asarray(model.predict(texts, verbose=0), dtype="float64")
-        probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        probabilities /= probabilities.sum(axis=-1, keepdims=True)
-        return [
-            {"label": model.class_names[index], "probability": float(row[index])}
-            for row, index in zip(probabilities, probabilities.argmax(axis=-1))
-        ]
-
-    def serving_signature(self):
-        return [tf.TensorSpec([None], tf.string, name="text")]
-
-    def serving_function(self, model: TextClassifier):
-        class_names = tf.constant(model.class_names)
-
-        def serve(text):
-            logits = model(model.preprocessor(text), training=False)
-            probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-            index = tf.argmax(probabilities, axis=-1)
-            return {
-                "label": tf.gather(class_names, index),
-                "probability": tf.reduce_max(probabilities, axis=-1),
-            }
-
-        return serve
+    def postprocess(self, model: TextClassifier, text, outputs) -> dict[str, tf.Tensor]:
+        """`label` (the most probable class's name) and `probability` (its softmax probability)."""
+        probabilities = tf.nn.softmax(tf.cast(outputs, tf.float32), axis=-1)
+        return {
+            "label": tf.gather(tf.constant(model.class_names), tf.argmax(probabilities, axis=-1)),
+            "probability": tf.reduce_max(probabilities, axis=-1),
+        }
