@@ -4,6 +4,8 @@ from keras import ops
 # keras.layers.RNN draws a cell's dropout masks once per sequence, before its time loop, only
 # for cells that mix this class in: that keeps the masks fixed over time and the loop free of
 # random-state updates (which JAX's scan and TensorFlow's while_loop cannot hold).
+# Private, and no public API serves: keras.layers.RNN resets a cell's cached dropout masks
+# before each sequence only when the cell is a DropoutRNNCell (tests/test_private_keras_apis.py).
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 
