@@ -11,6 +11,9 @@ This module computes a stack layer with it from the Keras layers' own weights, s
   bias is cuDNN's b_ih, with b_hh zero.
 - Masks must be right-padded (every zoo preprocessor pads on the right): the lengths are the
   mask's row sums. Outputs at padded steps are 0.
+- Initial states, Keras's [h, c] per direction (forward then backward), are cuDNN's h_0 and
+  c_0; its final h_n and c_n (at each sequence's last unpadded step) come back in that layout
+  when the layer has `return_state`.
 - Input dropout (training) is one mask per sequence and feature, shared by every step and by
   both directions, as Keras's own cuDNN path does per direction.
 
@@ -77,11 +80,18 @@ def pack_lstm_weights(cells) -> object:
     return jnp.concatenate(matrices + biases)
 
 
-def fused_lstm_layer(layer, inputs, mask=None, training=False, implementation="auto"):
+def fused_lstm_layer(
+    layer, inputs, mask=None, training=False, implementation="auto", initial_state=None
+):
     """The output of stack layer `layer` (LSTM or Bidirectional LSTM) for `inputs`, fused.
 
-    Returns what `layer(inputs, mask=mask, training=training)` returns at every unpadded step
-    (all steps with `return_sequences`, else the final state), with 0 at padded steps.
+    Returns what `layer(inputs, mask=mask, training=training, initial_state=initial_state)`
+    returns at every unpadded step (all steps with `return_sequences`, else the final state),
+    with 0 at padded steps; with the layer's `return_state`, `(output, *final_states)` as
+    Keras does: [h, c], or forward [h, c] then backward [h, c], each at the sequence's last
+    unpadded step. `initial_state` is None (zeros) or that layout's list of (batch, units)
+    states. A row with no unpadded step keeps its initial states (its final output is its
+    initial h, as in Keras's loop on JAX).
     """
     from jax import numpy as jnp
     from jax.experimental import rnn
@@ -101,31 +111,51 @@ def fused_lstm_layer(layer, inputs, mask=None, training=False, implementation="a
         keep = cells[0].get_dropout_mask(x[:, 0, :])  # 0 or 1 / (1 - rate)
         cells[0].reset_dropout_mask()  # Keras caches it per call; a new one next call.
         x = x * jnp.asarray(keep)[:, None, :]
-    state = jnp.zeros((len(cells), batch, units), dtype=x.dtype)
+    if initial_state is None:
+        h_0 = c_0 = jnp.zeros((len(cells), batch, units), dtype=x.dtype)
+    else:
+        if len(initial_state) != 2 * len(cells):
+            raise ValueError(
+                f"initial_state must hold {2 * len(cells)} states ([h, c] per direction); "
+                f"got {len(initial_state)}."
+            )
+        # cuDNN's (directions, batch, units) from Keras's [h, c] per direction.
+        states = [jnp.asarray(state, dtype=x.dtype) for state in initial_state]
+        h_0, c_0 = jnp.stack(states[0::2]), jnp.stack(states[1::2])
     weights = pack_lstm_weights(cells)
     if implementation == "auto":
         implementation = "cudnn" if jax_cudnn_available() else "reference"
     if implementation == "cudnn":
-        outputs, final_h, _ = rnn.lstm(
-            x, state, state, weights, lengths, width, units, 1, 0.0, bidirectional
+        outputs, final_h, final_c = rnn.lstm(
+            x, h_0, c_0, weights, lengths, width, units, 1, 0.0, bidirectional
         )
     elif implementation == "reference":
         w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(weights, width, units, 1, bidirectional)
-        outputs, final_h, _ = rnn.lstm_ref(
-            x, state, state, w_ih, w_hh, b_ih, b_hh, lengths, width, units, 1, 0.0, bidirectional
+        outputs, final_h, final_c = rnn.lstm_ref(
+            x, h_0, c_0, w_ih, w_hh, b_ih, b_hh, lengths, width, units, 1, 0.0, bidirectional
         )
     else:
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}; got {implementation!r}")
     valid = jnp.arange(steps)[None, :] < lengths[:, None]
     outputs = jnp.where(valid[..., None], outputs, 0.0)
-    return_sequences = sublayers[0].return_sequences
-    if not bidirectional:
-        return outputs if return_sequences else final_h[0]
-    if return_sequences:
-        forward, backward = outputs[..., :units], outputs[..., units:]
+    # As Keras's loop on JAX: a row with no unpadded step keeps its initial states.
+    started = (lengths > 0)[None, :, None]
+    final_h, final_c = jnp.where(started, final_h, h_0), jnp.where(started, final_c, c_0)
+    if sublayers[0].return_sequences:
+        output = outputs
+        if bidirectional:
+            output = merge(layer.merge_mode, outputs[..., :units], outputs[..., units:])
+    elif bidirectional:
+        output = merge(layer.merge_mode, final_h[0], final_h[1])
     else:
-        forward, backward = final_h[0], final_h[1]
-    return merge(layer.merge_mode, forward, backward)
+        output = final_h[0]
+    if not sublayers[0].return_state:
+        return output
+    return (output,) + tuple(
+        state
+        for direction in range(len(cells))
+        for state in (final_h[direction], final_c[direction])
+    )
 
 
 def merge(mode: str, forward, backward):

@@ -46,6 +46,13 @@ class RecurrentStack(keras.layers.Layer):
     Right-padded masks from the embedding are honoured by every layer, so padded steps neither
     change the states nor leak into the outputs.
 
+    States follow Keras's own convention, one list per layer: [h, c] for "lstm" and
+    "peephole_lstm", [h] for "elman", "gru" and "gru_cho", [y] (the fed-back output) for
+    "jordan"; a bidirectional layer's forward states then its backward states, as
+    `keras.layers.Bidirectional` takes them. `call` takes them as `initial_state` and, with
+    `return_state=True`, returns the final ones (at each sequence's last unmasked step);
+    `step` runs a unidirectional stack one time step at a time (decoders, language models).
+
     Args:
         cell: str. "elman" (vanilla tanh RNN), "jordan" (feeds back the previous output,
             `JordanRNNCell`), "lstm" (forget-gate bias initialised to 1), "peephole_lstm"
@@ -60,15 +67,30 @@ class RecurrentStack(keras.layers.Layer):
             "jordan", on the fed-back output.
         residual: bool. Add each layer's input to its output where the widths match.
         return_sequences: bool. Return all steps of the last layer, else its final state.
+        return_state: bool. Return `(outputs, final_states)`, `final_states` a list with one
+            list of states per layer (the layout of `initial_state`), instead of `outputs`.
         implementation: str. How LSTM layers run on the JAX backend: "auto" (fused cuDNN
             kernels with per-sequence lengths on a GPU, see `zoo.layers.fused_rnn`; the Keras
             layers elsewhere), "keras" (always the Keras layers), "cudnn" or "reference" (the
             fused computation's cuDNN kernel or its `lax.scan` reference, for tests and
             benchmarks). Weights and saved files are the same whichever runs.
 
+    Call arguments:
+        inputs: tensor of shape (batch, time, features).
+        mask: optional boolean tensor of shape (batch, time), right-padded.
+        training: bool. Whether dropout applies.
+        initial_state: optional list with one entry per layer, each that layer's list of
+            (batch, units) states; zeros when omitted.
+        inputs_mask: the mask Keras attaches to `inputs` (e.g. an Embedding's with
+            `mask_zero=True`); Keras passes it here, not as `mask`, when `initial_state` is
+            given too. Used when `mask` is None.
+
     Examples:
     >>> stack = RecurrentStack(cell="gru", units=64, num_layers=2, bidirectional=True)
     >>> outputs = stack(embedded_tokens)  # (batch, time, 128)
+    >>> decoder = RecurrentStack(cell="lstm", units=64, bidirectional=False, return_state=True)
+    >>> outputs, states = decoder(embedded_tokens, initial_state=[[h, c]])
+    >>> output, states = decoder.step(embedded_token, states)  # one step: (batch, 64)
     """
 
     def __init__(
@@ -82,6 +104,7 @@ class RecurrentStack(keras.layers.Layer):
         recurrent_dropout=0.0,
         residual=False,
         return_sequences=True,
+        return_state=False,
         implementation="auto",
         **kwargs,
     ):
@@ -106,6 +129,7 @@ class RecurrentStack(keras.layers.Layer):
             layer = CELL_LAYERS[cell](
                 units,
                 return_sequences=return_sequences or not last,
+                return_state=return_state,
                 dropout=dropout,
                 recurrent_dropout=recurrent_dropout,
                 name=f"{cell}_{index}",
@@ -129,6 +153,7 @@ class RecurrentStack(keras.layers.Layer):
         self.recurrent_dropout = recurrent_dropout
         self.residual = residual
         self.return_sequences = return_sequences
+        self.return_state = return_state
         self.implementation = implementation
         self.supports_masking = True
 
@@ -138,23 +163,155 @@ class RecurrentStack(keras.layers.Layer):
         shape = input_shape
         for layer in self.recurrent_layers:
             layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+            shape = self._layer_output_shape(layer, shape)
         self.built = True
 
-    def call(self, inputs, mask=None, training=None):
+    def call(self, inputs, mask=None, training=None, initial_state=None, inputs_mask=None):
+        # With more than one tensor argument (inputs and initial_state), Keras passes the
+        # mask attached to `inputs` (an Embedding's, say) as `inputs_mask`, not as `mask`.
+        if mask is None:
+            mask = inputs_mask
+        initial_state = self._standardize_states(initial_state, inputs, "initial_state")
         outputs = inputs
+        final_states = []
         for index, layer in enumerate(self.recurrent_layers):
+            layer_state = None if initial_state is None else initial_state[index]
             if self._fused(layer):
-                layer_outputs = fused_rnn.fused_lstm_layer(
-                    layer, outputs, mask, bool(training), self.implementation
+                result = fused_rnn.fused_lstm_layer(
+                    layer, outputs, mask, bool(training), self.implementation, layer_state
                 )
             else:
-                layer_outputs = layer(outputs, mask=mask, training=training)
+                result = layer(outputs, mask=mask, training=training, initial_state=layer_state)
+            if self.return_state:  # Keras's layout: (outputs, *states)
+                layer_outputs = result[0]
+                final_states.append(list(result[1:]))
+            else:
+                layer_outputs = result
             same_shape = layer_outputs.shape[-1] == outputs.shape[-1]
             if self.residual and index > 0 and same_shape and len(layer_outputs.shape) == 3:
                 layer_outputs = layer_outputs + outputs
             outputs = layer_outputs
+        if self.return_state:
+            return outputs, final_states
         return outputs
+
+    def step(self, inputs, states, training=False):
+        """Runs a unidirectional stack for one time step.
+
+        Feeding a sequence step by step gives `call`'s outputs at each step (those of
+        `return_sequences=True`, residual connections included) and its final states. With
+        `training=True`, each step draws new dropout masks (`call` keeps one per sequence).
+
+        Args:
+            inputs: tensor of shape (batch, features): the inputs at this step.
+            states: list with one entry per layer, that layer's list of (batch, units)
+                states, as returned by `get_initial_state`, `step` or `call` with
+                `return_state=True`.
+            training: bool. Whether dropout applies.
+
+        Returns:
+            `(output, new_states)`: the last layer's output (batch, units) and the states
+            after this step, in the layout of `states`.
+        """
+        if self.bidirectional:
+            raise ValueError(
+                "step() needs a unidirectional RecurrentStack (bidirectional=False): the "
+                "backward direction of a bidirectional layer needs the whole sequence. Call "
+                "the stack on the sequence instead."
+            )
+        inputs = keras.ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        if len(inputs.shape) != 2:
+            raise ValueError(
+                f"step() expects inputs of shape (batch, features) for one time step; "
+                f"got shape {tuple(inputs.shape)}."
+            )
+        if not self.built:
+            self.build((inputs.shape[0], None, inputs.shape[-1]))
+        states = self._standardize_states(states, inputs, "states")
+        if states is None:
+            raise ValueError("step() needs states; start from get_initial_state(batch_size).")
+        outputs = inputs
+        new_states = []
+        for index, (layer, layer_states) in enumerate(zip(self.recurrent_layers, states)):
+            cell = layer.cell
+            layer_outputs, layer_new_states = cell(outputs, layer_states, training=training)
+            # Dropout masks are drawn (and cached) per call of the cell here, not per sequence.
+            for reset in ("reset_dropout_mask", "reset_recurrent_dropout_mask"):
+                if hasattr(cell, reset):
+                    getattr(cell, reset)()
+            if not isinstance(layer_new_states, (list, tuple)):
+                layer_new_states = [layer_new_states]
+            new_states.append(list(layer_new_states))
+            same_shape = layer_outputs.shape[-1] == outputs.shape[-1]
+            if self.residual and index > 0 and same_shape:
+                layer_outputs = layer_outputs + outputs
+            outputs = layer_outputs
+        return outputs, new_states
+
+    def get_initial_state(self, batch_size):
+        """Zero states for `batch_size` sequences: one list per layer, as `initial_state`."""
+        return [
+            [
+                state
+                for direction in fused_rnn.directions(layer)
+                for state in direction.get_initial_state(batch_size)
+            ]
+            for layer in self.recurrent_layers
+        ]
+
+    def _state_names(self, layer) -> list:
+        """The names of stack layer `layer`'s states, in Keras's order."""
+        names = {"lstm": ["h", "c"], "peephole_lstm": ["h", "c"], "jordan": ["y"]}
+        names = names.get(self.cell, ["h"])
+        if len(fused_rnn.directions(layer)) == 1:
+            return names
+        return [f"{name}_forward" for name in names] + [f"{name}_backward" for name in names]
+
+    def _state_sizes(self, layer) -> list:
+        """The sizes of stack layer `layer`'s states (forward, then backward)."""
+        return [size for direction in fused_rnn.directions(layer) for size in direction.state_size]
+
+    def _standardize_states(self, states, inputs, argument):
+        """`states` as a list of per-layer lists, checked against the stack and the batch."""
+        if states is None:
+            return None
+        expected = ", ".join(
+            f"[{', '.join(self._state_names(layer))}]" for layer in self.recurrent_layers
+        )
+        expected = (
+            f"a list of {self.num_layers} {'entry' if self.num_layers == 1 else 'entries'}, "
+            f"one per layer, each a list of that layer's "
+            f"(batch, {self.units}) states: [{expected}]"
+        )
+        if not isinstance(states, (list, tuple)) or len(states) != self.num_layers:
+            got = f"{len(states)} entries" if isinstance(states, (list, tuple)) else type(states)
+            raise ValueError(f"{argument} must be {expected}; got {got}.")
+        batch = inputs.shape[0]
+        standardized = []
+        for index, (layer, layer_states) in enumerate(zip(self.recurrent_layers, states)):
+            names, sizes = self._state_names(layer), self._state_sizes(layer)
+            if not isinstance(layer_states, (list, tuple)):
+                layer_states = [layer_states]  # a single state may come bare
+            if len(layer_states) != len(sizes):
+                raise ValueError(
+                    f"{argument}[{index}] must hold the {len(sizes)} states "
+                    f"[{', '.join(names)}] of layer {index} ({self.cell}); got "
+                    f"{len(layer_states)}. {argument} must be {expected}."
+                )
+            for name, size, state in zip(names, sizes, layer_states):
+                shape = tuple(keras.ops.shape(state))
+                known = [d if isinstance(d, int) else None for d in shape]
+                if (
+                    len(shape) != 2
+                    or known[1] not in (None, size)
+                    or (batch is not None and known[0] not in (None, batch))
+                ):
+                    raise ValueError(
+                        f"{argument}[{index}] state {name} must have shape "
+                        f"({batch if batch is not None else 'batch'}, {size}); got {shape}."
+                    )
+            standardized.append(list(layer_states))
+        return standardized
 
     def _fused(self, layer) -> bool:
         if self.implementation == "keras":
@@ -168,16 +325,36 @@ class RecurrentStack(keras.layers.Layer):
             return False
         return self.implementation != "auto" or fused_rnn.jax_cudnn_available()
 
+    def compute_output_spec(self, inputs, *args, initial_state=None, **kwargs):
+        # Symbolic calls do not run `call`: check the states here too.
+        self._standardize_states(initial_state, inputs, "initial_state")
+        return super().compute_output_spec(inputs, *args, initial_state=initial_state, **kwargs)
+
+    def _layer_output_shape(self, layer, input_shape):
+        """The shape of stack layer `layer`'s outputs, without its states."""
+        shape = layer.compute_output_shape(input_shape)
+        return shape[0] if self.return_state else shape
+
     def compute_output_shape(self, input_shape):
         # Symbolic calls (building a functional model) use this instead of tracing `call`:
         # cuDNN's kernel needs concrete batch and time sizes to size its workspace.
         shape = input_shape
+        states_shape = []
         for layer in self.recurrent_layers:
             shape = layer.compute_output_shape(shape)
+            if self.return_state:
+                shape, *layer_states_shape = shape
+                states_shape.append([tuple(state) for state in layer_states_shape])
+        if self.return_state:
+            return tuple(shape), states_shape
         return shape
 
     def compute_mask(self, inputs, mask=None):
-        return mask if self.return_sequences else None
+        output_mask = mask if self.return_sequences else None
+        if not self.return_state:
+            return output_mask
+        states_mask = [[None] * len(self._state_sizes(layer)) for layer in self.recurrent_layers]
+        return output_mask, states_mask
 
     def get_config(self):
         config = super().get_config()
@@ -192,6 +369,7 @@ class RecurrentStack(keras.layers.Layer):
                 "recurrent_dropout": self.recurrent_dropout,
                 "residual": self.residual,
                 "return_sequences": self.return_sequences,
+                "return_state": self.return_state,
                 "implementation": self.implementation,
             }
         )
