@@ -117,3 +117,62 @@ def test_crf_config_round_trip_and_errors():
     assert CRF.from_config(crf.get_config()).get_config() == crf.get_config()
     with pytest.raises(ValueError, match="num_tags must be a positive integer"):
         CRF(0)
+
+
+def test_sequences_of_one_step_equal_brute_force_on_every_backend(example):
+    crf, potentials, _, all_paths = example
+    paths, scores = all_paths(2)  # Row 2 of the example has one real step.
+    tags, best = crf.viterbi_decode(potentials[2:3, :1])
+    assert numpy(tags).shape == (1, 1) and tuple(numpy(tags)[0]) == paths[int(scores.argmax())]
+    np.testing.assert_allclose(numpy(best)[0], scores.max(), atol=1e-5)
+    marginals = numpy(crf.marginals(potentials[2:3, :1]))
+    np.testing.assert_allclose(marginals[0, 0], np.exp(scores) / np.exp(scores).sum(), atol=1e-5)
+    assert numpy(crf.marginals(potentials[:, :0])).shape == (len(LENGTHS), 0, NUM_TAGS)
+
+
+def test_sequences_of_at_most_one_step_decode_in_a_graph_of_unknown_shape(example):
+    """Issue 16: a served tagger failed ("Tried to stack elements of an empty list") when the
+    longest sentence of a batch had one token or none: the scans run over time - 1 steps, and
+    TensorFlow's cannot stack zero outputs of an unknown batch size."""
+    import tensorflow as tf
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("exported graphs are TensorFlow's")
+    crf, potentials, _, all_paths = example
+    spec = [
+        tf.TensorSpec([None, None, NUM_TAGS], tf.float32),
+        tf.TensorSpec([None, None], tf.bool),
+    ]
+
+    @tf.function(input_signature=spec)
+    def outputs(potentials, mask):
+        tags, _ = crf.viterbi_decode(potentials, mask)
+        return tags, crf.marginals(potentials, mask), crf.log_partition(potentials, mask)
+
+    # Row 2 of the example has one real step; a second sentence of the batch is empty.
+    one_step = np.concatenate([potentials[2:3, :1], potentials[:1, :1]])
+    mask = np.array([[True], [False]])
+    tags, marginals, log_partition = (t.numpy() for t in outputs(one_step, mask))
+    paths, scores = all_paths(2)
+    log_z = np.log(np.exp(scores).sum())
+    assert tags.shape == (2, 1) and tuple(tags[0]) == paths[int(scores.argmax())]
+    assert tags[1, 0] == 0 and np.all(marginals[1] == 0)
+    np.testing.assert_allclose(marginals[0, 0], np.exp(scores - log_z), atol=1e-5)
+    np.testing.assert_allclose(log_partition[0], log_z, atol=1e-5)
+    for shape in ((2, 0), (0, 1), (0, 0)):  # No steps; an empty batch.
+        zeros = np.zeros((*shape, NUM_TAGS), "float32")
+        tags, marginals, log_partition = outputs(zeros, np.ones(shape, bool))
+        assert tags.shape == shape and marginals.shape == (*shape, NUM_TAGS)
+        assert log_partition.shape == shape[:1]
+
+
+def test_marginals_stay_within_zero_and_one():
+    """Served `tag_probability` was 1.0000153: exp(alpha + beta - log Z) rounds above 1 in
+    float32 (on these scores, up to 1.00006 before the marginals were clipped)."""
+    rng = np.random.default_rng(0)
+    crf = CRF(5)
+    crf.build((None, None, 5))
+    crf.set_weights([10 * rng.normal(size=shape).astype("float32") for shape in ((5, 5), 5, 5)])
+    potentials = 10 * rng.normal(size=(8, 30, 5)).astype("float32")
+    marginals = numpy(crf.marginals(potentials))
+    assert marginals.max() <= 1.0 and marginals.min() >= 0.0

@@ -13,6 +13,30 @@ from zoo.models.text_classifier import TextClassifierConfig, TextClassifierFamil
 from zoo.registry import Entry, register
 from zoo.vocabulary import WORD2VEC_ARCHITECTURES
 
+# `Entry.smoke_config`s: the recipe's architecture at toy sizes, for the entry contract tests.
+SMOKE_TEXT_CLASSIFIER = {
+    "vocabulary_size": 40,
+    "sequence_length": 16,
+    "embedding_dim": 4,
+    "embedding_init": "random",
+    "units": 4,
+    "num_layers": 1,
+    "batch_size": 2,
+}
+SMOKE_SEQUENCE_TAGGER = {
+    "vocabulary_size": 40,
+    "sequence_length": 16,
+    "max_word_length": 6,
+    "embedding_dim": 4,
+    "embedding_init": "random",
+    "character_embedding_dim": 3,
+    "character_units": 4,
+    "units": 4,
+    "num_layers": 1,
+    "batch_size": 2,
+    "unlabeled_documents": 0,
+}
+
 register(
     Entry(
         name="sentiment",
@@ -23,6 +47,7 @@ register(
         ),
         config_class=TextClassifierConfig,
         description="many-to-one: IMDB review sentiment, BiGRU over word2vec-initialised embeddings",
+        smoke_config=dict(SMOKE_TEXT_CLASSIFIER),
     )
 )
 
@@ -47,6 +72,7 @@ register(
         family=SequenceTaggerFamily(load_split=load_atis, with_intent=True),
         config_class=SlotFillingConfig,
         description="many-to-many: ATIS slot filling + intent, char-CNN + 2 x BiLSTM + CRF",
+        smoke_config=dict(SMOKE_SEQUENCE_TAGGER),
     )
 )
 
@@ -95,5 +121,6 @@ register(
         ),
         config_class=NerConfig,
         description="many-to-many: CoNLL-2003 NER, char-CNN + 2 x BiLSTM + CRF, skip-gram word2vec on train + IMDB + PTB, trained on train + dev",
+        smoke_config=dict(SMOKE_SEQUENCE_TAGGER),
     )
 )

@@ -23,12 +23,18 @@ class Entry:
         family: Family. Builds the model, its datasets, its metric and its serving function.
         config_class: type. The entry's config dataclass; its defaults are the recipe.
         description: str. One line for `python -m zoo list` and README.
+        smoke_config: dict. Config overrides for a tiny model of the entry that builds and
+            predicts in seconds (a tiny vocabulary, 2-8 units, one layer, batch 2). The entry
+            contract tests (tests/test_entry_contract.py) run every registered entry through
+            `zoo.build(name, **smoke_config)`, then `model.preprocessor.adapt(texts)` on a few
+            sentences: no dataset is read. Never mutated.
     """
 
     name: str
     family: Family
     config_class: type
     description: str
+    smoke_config: dict = dataclasses.field(default_factory=dict)
 
     @property
     def directory(self) -> Path:

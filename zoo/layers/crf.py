@@ -1,6 +1,9 @@
 import keras
 from keras import ops
 
+# The fewest time steps the CRF's scans run on (see `CRF._pad_steps`).
+MIN_STEPS = 2
+
 
 @keras.saving.register_keras_serializable(package="zoo")
 class CRF(keras.layers.Layer):
@@ -48,15 +51,51 @@ class CRF(keras.layers.Layer):
         )
         self.built = True
 
-    def _prepare(self, potentials, mask):
-        """Float32 scores, the boolean mask, and the mask with every first step set True."""
+    def _prepare(self, potentials, mask, pad=True):
+        """Float32 scores, the boolean mask, and the mask with every first step set True.
+
+        With `pad`, sequences shorter than `MIN_STEPS` get padded steps appended (see
+        `_pad_steps`); callers slice per-step outputs back to the input's length.
+        """
         potentials = ops.cast(ops.convert_to_tensor(potentials), "float32")
         shape = ops.shape(potentials)
         if mask is None:
             mask = ops.ones(shape[:2], dtype="bool")
         mask = ops.cast(mask, "bool")
-        first_step = ops.expand_dims(ops.arange(shape[1]) == 0, 0)
+        if pad:
+            potentials, mask = self._pad_steps(potentials, mask)
+        first_step = ops.expand_dims(ops.arange(ops.shape(potentials)[1]) == 0, 0)
         return potentials, mask, ops.logical_or(mask, first_step)
+
+    @staticmethod
+    def _pad_steps(potentials, mask):
+        """Appends padded steps (mask False) up to `MIN_STEPS` steps.
+
+        The scans run over the steps after the first; over none, TensorFlow's `ops.scan` fails
+        where the batch size is unknown (an exported graph: "Tried to stack elements of an
+        empty list"), e.g. for a batch of one-word or empty sentences. Padded steps change no
+        output. A static length of `MIN_STEPS` or more (JAX, torch, Keras's padded batches)
+        is returned as it is.
+        """
+        length = ops.shape(potentials)[1]
+        if isinstance(length, int):
+            if length >= MIN_STEPS:
+                return potentials, mask
+            missing = MIN_STEPS - length
+        else:  # Unknown in a TensorFlow graph: pad by 0 or more.
+            missing = ops.maximum(MIN_STEPS - length, 0)
+        potentials = ops.pad(potentials, [[0, 0], [0, missing], [0, 0]])
+        # Padded as integers: not every backend pads boolean tensors.
+        mask = ops.pad(ops.cast(mask, "int32"), [[0, 0], [0, missing]])
+        return potentials, ops.cast(mask, "bool")
+
+    @staticmethod
+    def _unpad(per_step, reference):
+        """`per_step` (batch, time, ...) cut back to the time axis of `reference`."""
+        length = ops.shape(reference)[1]
+        if isinstance(length, int) and length >= MIN_STEPS:
+            return per_step
+        return per_step[:, :length]
 
     def _weights(self):
         return (
@@ -80,7 +119,7 @@ class CRF(keras.layers.Layer):
 
     def sequence_score(self, potentials, tags, mask=None):
         """Unnormalised log score of the given tag sequences, shape (batch,)."""
-        potentials, _, mask = self._prepare(potentials, mask)
+        potentials, _, mask = self._prepare(potentials, mask, pad=False)  # No scan here.
         transitions, start, end = self._weights()
         tags = ops.cast(tags, "int32")
         valid = ops.cast(mask, "float32")
@@ -122,8 +161,10 @@ class CRF(keras.layers.Layer):
     def marginals(self, potentials, mask=None):
         """p(tag at step t | potentials) for every step and tag, shape (batch, time, tags).
 
-        Rows of padded steps are 0.
+        Rows of padded steps are 0. Values are clipped to [0, 1]: in float32,
+        exp(alpha + beta - log Z) can exceed 1 by rounding (1.0000153 was served).
         """
+        inputs = potentials
         potentials, given_mask, mask = self._prepare(potentials, mask)
         transitions, _, end = self._weights()
         alphas = self._forward(potentials, mask)
@@ -145,11 +186,12 @@ class CRF(keras.layers.Layer):
         betas = ops.concatenate([betas, beta_last[None]], axis=0)
         log_partition = ops.logsumexp(alphas[-1] + end[None, :], axis=1)
         log_marginals = alphas + betas - log_partition[None, :, None]
-        marginals = ops.transpose(ops.exp(log_marginals), (1, 0, 2))
-        return marginals * ops.cast(given_mask, "float32")[:, :, None]
+        marginals = ops.clip(ops.transpose(ops.exp(log_marginals), (1, 0, 2)), 0.0, 1.0)
+        return self._unpad(marginals * ops.cast(given_mask, "float32")[:, :, None], inputs)
 
     def viterbi_decode(self, potentials, mask=None):
         """The highest-scoring tag sequences (batch, time) int32 and their scores (batch,)."""
+        inputs = potentials
         potentials, given_mask, mask = self._prepare(potentials, mask)
         transitions, start, end = self._weights()
         identity = ops.arange(self.num_tags, dtype="int32")[None, :]
@@ -183,7 +225,7 @@ class CRF(keras.layers.Layer):
         _, previous_tags = ops.scan(backtrack, last_tags, backpointers, reverse=True)
         tags = ops.concatenate([ops.transpose(previous_tags), last_tags[:, None]], axis=1)
         tags = ops.where(given_mask, tags, ops.zeros_like(tags))
-        return tags, ops.max(final_scores, axis=1)
+        return self._unpad(tags, inputs), ops.max(final_scores, axis=1)
 
     def call(self, potentials, mask=None):
         tags, _ = self.viterbi_decode(potentials, mask)

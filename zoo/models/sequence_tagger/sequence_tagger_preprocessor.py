@@ -1,7 +1,10 @@
+import collections
+
 import keras
 import tensorflow as tf
 
 from zoo.errors import InputError
+from zoo.task import as_string_batch
 from zoo.vocabulary import OOV_ID, PAD_ID
 
 # Punctuation split off the start / the end of a word. Word-internal punctuation stays, so
@@ -120,6 +123,8 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
         if characters is not None:
             self.set_characters(characters)
         # Strings stay TF tensors: this layer runs in tf.data or a TF graph on any backend.
+        # Private attributes, no public switch: Keras would convert inputs to the backend's
+        # tensors, which cannot hold strings (tests/test_private_keras_apis.py).
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
         self.built = True
@@ -156,6 +161,38 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
         if any(len(c) != 1 for c in characters):
             raise ValueError("The character vocabulary must hold single characters.")
         self.characters, self.character_table = self._table(characters)
+
+    def adapt(self, texts, vocabulary_size=None, character_vocabulary_size=None) -> None:
+        """Sets the word and character vocabularies from raw sentences, as `call` reads them.
+
+        Words are ranked by frequency (ties by the word), normalized as they are looked up;
+        characters likewise, from the tokens (lower-cased with `lowercase_characters`).
+
+        Args:
+            texts: a tf.data.Dataset of strings (batched or not), or a list of str / bytes.
+            vocabulary_size: int or None. Keep at most `vocabulary_size - 2` words (ids 0 and
+                1 are padding and OOV); None keeps all of them.
+            character_vocabulary_size: int or None. The same for characters.
+        """
+        if isinstance(texts, tf.data.Dataset):
+            texts = texts.unbatch() if texts.element_spec.shape.rank else texts
+        else:
+            texts = tf.data.Dataset.from_tensor_slices(as_string_batch(texts))
+        words, characters = collections.Counter(), collections.Counter()
+        for batch in texts.batch(256).prefetch(tf.data.AUTOTUNE):
+            tokens = self.tokenize(batch).flat_values
+            words.update(self.normalize_words(tokens).numpy().tolist())
+            if self.lowercase_characters:
+                tokens = tf.strings.lower(tokens, encoding="utf-8")
+            split = tf.strings.unicode_split(tokens, "UTF-8", errors="replace")
+            characters.update(split.flat_values.numpy().tolist())
+
+        def ranked(counts, size):
+            keys = sorted(counts, key=lambda key: (-counts[key], key))
+            return [key.decode("utf-8") for key in keys[: None if size is None else size - 2]]
+
+        self.set_vocabulary(ranked(words, vocabulary_size))
+        self.set_characters(ranked(characters, character_vocabulary_size))
 
     def get_vocabulary(self) -> list[str]:
         return list(self.vocabulary or [])

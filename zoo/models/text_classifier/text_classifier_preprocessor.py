@@ -2,6 +2,7 @@ import keras
 import tensorflow as tf
 
 from zoo.errors import InputError
+from zoo.task import as_string_batch
 from zoo.vocabulary import OOV_ID, most_frequent_words
 
 
@@ -28,7 +29,8 @@ class TextClassifierPreprocessor(keras.layers.Layer):
 
     Id 0 is padding, 1 is out-of-vocabulary and 2... are the vocabulary's words in order. Sequences longer than `sequence_length` are
     truncated (keeping the start or the end); an empty string becomes a single
-    out-of-vocabulary token, so every input gets a valid answer.
+    out-of-vocabulary token, so every input gets a valid answer; an empty batch gives shape
+    (0, 1).
 
     Args:
         vocabulary: list of str or None. Word list without the padding and OOV tokens; None
@@ -63,6 +65,8 @@ class TextClassifierPreprocessor(keras.layers.Layer):
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
         # Strings stay TF tensors: this layer runs in tf.data or a TF graph on any backend.
+        # Private attributes, no public switch: Keras would convert inputs to the backend's
+        # tensors, which cannot hold strings (tests/test_private_keras_apis.py).
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
         self.built = True
@@ -83,8 +87,13 @@ class TextClassifierPreprocessor(keras.layers.Layer):
             default_value=OOV_ID,
         )
 
-    def adapt(self, texts: tf.data.Dataset) -> None:
-        """Builds the vocabulary (the `vocabulary_size - 2` most frequent words) from raw strings."""
+    def adapt(self, texts) -> None:
+        """Builds the vocabulary (the `vocabulary_size - 2` most frequent words) from raw strings.
+
+        `texts`: a tf.data.Dataset of strings (batched or not), or a list of str / bytes.
+        """
+        if not isinstance(texts, tf.data.Dataset):
+            texts = tf.data.Dataset.from_tensor_slices(as_string_batch(texts))
         self.set_vocabulary(
             most_frequent_words(self.tokenize_corpus(texts), self.vocabulary_size - 2)
         )
@@ -136,7 +145,12 @@ class TextClassifierPreprocessor(keras.layers.Layer):
         token_ids = tf.concat([token_ids, fill], axis=1)
         token_ids = tf.cast(token_ids, tf.int32)
         if not ragged:
-            token_ids = token_ids.to_tensor(default_value=0)
+            # At least one step, also for an empty batch: TensorFlow's RNN loop cannot stack
+            # the outputs of zero steps of an unknown batch size (a served empty batch).
+            length = tf.maximum(tf.reduce_max(token_ids.row_lengths()), 1)
+            token_ids = token_ids.to_tensor(
+                default_value=0, shape=tf.stack([token_ids.nrows(), length])
+            )
         return token_ids[0] if scalar else token_ids
 
     def get_config(self):
