@@ -3,7 +3,8 @@
 #                Export always uses tensorflow (it writes a TensorFlow SavedModel).
 #   DATA_MIRROR  folder with the upstream dataset archives (ZOO_DATA_MIRROR); default
 #                ../shared/data when it exists, else datasets download from upstream.
-#   SET          config overrides for train/eval, e.g. SET="cell=lstm units=128".
+#   SET          config overrides for train/eval, e.g. SET="cell=lstm units=128";
+#                SET="quantize=int8" ships int8 weights if the test metric holds.
 PYTHON ?= python3
 VENV ?= .venv
 BACKEND ?= jax
@@ -32,6 +33,10 @@ train-%: setup
 
 eval-%: setup
 	KERAS_BACKEND=$(BACKEND) $(ZOO) eval $* $(SETS)
+
+# int8-quantizes saved_models/<entry>/model.keras in place if the test metric holds (0.2 points).
+quantize-%: setup
+	KERAS_BACKEND=$(BACKEND) $(ZOO) quantize $*
 
 export-%: setup
 	KERAS_BACKEND=tensorflow $(ZOO) export $*

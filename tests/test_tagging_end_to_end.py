@@ -233,6 +233,7 @@ def test_cli_predict_prints_one_json_record_per_sentence(trained):
         "tokens": [],
         "tags": [],
         "tag_probability": [],
+        "num_tokens": 0,
         **(
             {"intent": records[2]["intent"], "intent_probability": records[2]["intent_probability"]}
             if name == "slots"

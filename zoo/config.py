@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ConfigError
+from zoo.layers.recurrent_stack import CELL_LAYERS, MERGE_MODES
 
-# The recurrent cells of zoo.layers.RecurrentStack (its CELL_LAYERS table, in the same order).
-CELLS = ("elman", "jordan", "lstm", "peephole_lstm", "gru", "gru_cho")
+# The recurrent cells of zoo.layers.RecurrentStack, in the order of its CELL_LAYERS table.
+CELLS = tuple(CELL_LAYERS)
 
 
 def choice(default: str, choices: tuple[str, ...], help: str = "") -> Any:
@@ -25,6 +26,7 @@ def choice(default: str, choices: tuple[str, ...], help: str = "") -> Any:
 
 
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+DISTRIBUTIONS = ("none", "data_parallel")
 
 
 @dataclasses.dataclass
@@ -53,6 +55,13 @@ class TrainingConfig:
     early_stopping_patience: int = 2
     # Cap on training steps per epoch (0 = the whole split); for smoke runs only.
     steps_per_epoch: int = 0
+    # Post-training weight quantization: "int8" quantizes the embeddings and dense layers with
+    # Keras's `model.quantize("int8")` after the float evaluation, and ships the int8 model if
+    # its test metric is at most 0.2 points below float's (`zoo.quantize`); both are recorded.
+    quantize: str = choice("none", ("none", "int8"))
+    # "data_parallel": every local accelerator trains on a slice of each batch
+    # (`keras.distribution.DataParallel`, JAX backend; the same API spans several hosts).
+    distribute: str = choice("none", DISTRIBUTIONS)
 
     def require_positive(self, *names: str) -> None:
         """Raises ConfigError unless each named key is at least 1."""
@@ -69,6 +78,37 @@ class TrainingConfig:
                 raise ConfigError(
                     f"Config key '{name}' must be in [0, 1), got {getattr(self, name)}."
                 )
+
+
+@dataclasses.dataclass
+class RecurrentEncoderConfig:
+    """The recurrent encoder of every family: the arguments of `zoo.layers.RecurrentStack`,
+    written here once. A family's config inherits them (and may change their defaults); its
+    `build` hands `encoder_arguments()` to the model, which passes them to its stack."""
+
+    cell: str = choice("lstm", CELLS)
+    # Hidden size of each layer, per direction.
+    units: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    merge_mode: str = choice("concat", MERGE_MODES)
+    # Dropout on each recurrent layer's inputs (and the family's output layers).
+    dropout: float = 0.0
+    # Dropout on the recurrent state; it turns the fused cuDNN kernels off.
+    recurrent_dropout: float = 0.0
+    # Add each layer's input to its output where the widths match.
+    residual: bool = False
+
+    def encoder_arguments(self) -> dict[str, Any]:
+        """The `RecurrentStack` keyword arguments these fields set."""
+        return {field.name: getattr(self, field.name) for field in ENCODER_FIELDS}
+
+    def validate(self) -> None:
+        self.require_positive("units", "num_layers")
+        self.require_rates("dropout", "recurrent_dropout")
+
+
+ENCODER_FIELDS = dataclasses.fields(RecurrentEncoderConfig)
 
 
 def _convert(name: str, value: Any, field_type: Any) -> Any:

@@ -52,9 +52,11 @@ class Family(abc.ABC):
 
     #: Name of the metric reported on the test split (the README's table column).
     metric: str = ""
+    #: Whether `distribute=data_parallel` can train it (batches split over the devices).
+    data_parallel: bool = True
 
     @abc.abstractmethod
-    def build(self, config, **overrides) -> keras.Model:
+    def build(self, config) -> keras.Model:
         """A fresh, untrained model of the config's architecture (`zoo.build`)."""
 
     @abc.abstractmethod

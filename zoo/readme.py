@@ -30,6 +30,8 @@ def entries_table() -> str:
                 f"{metrics['metric']} **{100 * metrics['value']:.2f} %** "
                 f"({metrics['split']}, {metrics['num_examples']:,} examples)"
             )
+            if metrics.get("weights", "float32") != "float32":  # Shipped quantized: say so.
+                measured += f", {metrics['weights']} weights"
             training = metrics.get("training") or {}
             minutes = (training.get("training_wall_seconds") or 0) / 60
             device = f"{training.get('device', '?')}, {minutes:.0f} min"

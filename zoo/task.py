@@ -68,8 +68,88 @@ def pad_to_multiple(features, multiple=PAD_MULTIPLE):
     return tf.nest.map_structure(pad, features)
 
 
+def quantizable(layer) -> bool:
+    """Whether Keras's `quantize` handles `layer`: it implements it (Embedding, Dense, ...)."""
+    return type(layer).quantize is not keras.layers.Layer.quantize
+
+
+def weights_dtype(model: keras.Model) -> str:
+    """The weights' type: "int8" (another quantization mode) if quantized, else "float32"."""
+    modes = {layer.quantization_mode for layer in model._flatten_layers(include_self=False)}
+    return "+".join(sorted(mode for mode in modes if mode)) or "float32"
+
+
 class Task(keras.Model):
-    """Base for zoo models: a functional model plus `self.preprocessor` for raw inputs."""
+    """Base for zoo models: a functional model plus `self.preprocessor` for raw inputs.
+
+    Subclasses build their layers from constructor hyperparameters and their `get_config` adds
+    those to `Task.get_config()`'s. A quantized model (`model.quantize("int8")`) keeps its
+    quantization through `get_config` / `from_config`, and so through `.keras` files, as
+    keras-hub's `Backbone` does: the config's `dtype` is a `DTypePolicyMap` of each quantized
+    layer's dtype policy by layer path, and the constructor quantizes those layers again, before
+    any weights are loaded, so that their variables (int8 values and scales) match the saved ones.
+
+    Args:
+        dtype: None, a dtype policy, or a `DTypePolicyMap` (or its serialized dict) of the
+            quantized layers' policies by path.
+        quantization_config: dict or None. Serialized `keras.quantizers.QuantizationConfig` of
+            the quantized layers that were given one, by path.
+    """
+
+    def __init__(self, *args, dtype=None, quantization_config=None, **kwargs):
+        if isinstance(dtype, dict):
+            dtype = keras.dtype_policies.deserialize(dtype)
+        policies = None
+        if isinstance(dtype, keras.dtype_policies.DTypePolicyMap):
+            policies, dtype = dtype, None
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        super().__init__(*args, **kwargs)
+        if policies:
+            self._quantize_layers(policies, quantization_config or {})
+
+    def _quantize_layers(self, policies, quantization_configs: dict) -> None:
+        """Quantizes each layer named in `policies` as its policy says (weights load later)."""
+        layers = {layer.path: layer for layer in self._flatten_layers(include_self=False)}
+        for path in policies:
+            policy, layer = policies[path], layers.get(path)
+            if layer is None or not policy.quantization_mode or layer.quantization_mode:
+                raise ValueError(
+                    f"Cannot quantize layer '{path}' of {type(self).__name__} as the config "
+                    f"says ({policy.quantization_mode}): the model has no such float layer."
+                )
+            config = quantization_configs.get(path)
+            if isinstance(config, dict):
+                config = keras.saving.deserialize_keras_object(config)
+            layer.quantize(policy.quantization_mode, config=config)
+        if keras.backend.backend() == "torch":
+            self._post_quantize(None)  # Re-tracks the replaced variables.
+
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Keras's `Model.quantize`, by default on the layers that implement it only (Keras
+        warns about every other layer)."""
+        super().quantize(mode, config=config, filters=filters or quantizable, **kwargs)
+
+    def get_config(self):
+        """`name` and `trainable`; for a quantized model also `dtype` (and `quantization_config`)."""
+        config = {"name": self.name, "trainable": self.trainable}
+        policies = keras.dtype_policies.DTypePolicyMap()
+        quantization_configs = {}
+        for layer in self._flatten_layers(include_self=False):
+            if layer.quantization_mode:
+                # A copy: serializing a map with no default policy clears its policies' names.
+                policies[layer.path] = keras.dtype_policies.deserialize(
+                    keras.dtype_policies.serialize(layer.dtype_policy)
+                )
+                if getattr(layer, "quantization_config", None) is not None:
+                    quantization_configs[layer.path] = keras.saving.serialize_keras_object(
+                        layer.quantization_config
+                    )
+        if len(policies):
+            config["dtype"] = keras.dtype_policies.serialize(policies)
+        if quantization_configs:
+            config["quantization_config"] = quantization_configs
+        return config
 
     def _is_raw(self, x) -> bool:
         """False only for preprocessed inputs: numeric arrays or tensors, or datasets of them.

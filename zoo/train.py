@@ -12,8 +12,10 @@ from pathlib import Path
 import keras
 
 from zoo.config import config_to_dict, resolve_config, save_config
+from zoo.errors import ConfigError
 from zoo.evaluate import evaluate_model
 from zoo.plots import plot_training_curves
+from zoo.quantize import quantize_saved_model
 from zoo.registry import get_entry
 from zoo.runtime import ROOT, run_facts
 
@@ -35,6 +37,8 @@ class SwapEMAWeights(keras.callbacks.SwapEMAWeights):
     On JAX, Keras's version assigns one variable's array to the other, so a weight and its
     average share a buffer that the next training step donates, and the average is lost
     ("Array has been deleted"). Copying through NumPy keeps them apart on every backend.
+    The optimizer's weight and average lists are private, with no public accessor; Keras's own
+    callback reads the same two (tests/test_private_keras_apis.py fails if they move).
     """
 
     def _backend_swap_variables(self, optimizer):
@@ -53,6 +57,42 @@ class SwapEMAWeights(keras.callbacks.SwapEMAWeights):
             optimizer._trainable_variables, optimizer._model_variables_moving_average
         ):
             average.assign(keras.ops.convert_to_numpy(variable))
+
+
+def data_distribution(config, family) -> keras.distribution.Distribution | None:
+    """The Keras distribution `config.distribute` asks for, or None for one device."""
+    if config.distribute == "none":
+        return None
+    if not family.data_parallel:
+        raise ConfigError(
+            f"distribute=data_parallel is not supported by the {type(family).__name__} family "
+            "yet: its per-epoch scoring predicts batches of any size, which DataParallel cannot "
+            "split over the devices."
+        )
+    if keras.backend.backend() != "jax":
+        raise ConfigError(
+            "distribute=data_parallel trains through keras.distribution, which runs on the JAX "
+            f"backend (BACKEND=jax); the backend is {keras.backend.backend()}."
+        )
+    devices = keras.distribution.list_devices()
+    print(f"Data-parallel training on {len(devices)} devices: {', '.join(devices)}", flush=True)
+    return keras.distribution.DataParallel(devices=devices)
+
+
+def divisible_batches(dataset, devices: int):
+    """Cuts each batch to a multiple of `devices` examples (DataParallel splits every batch
+    evenly over the devices); the few examples cut vary from epoch to epoch with shuffling."""
+    import tensorflow as tf
+
+    def cut(*batch):
+        size = tf.shape(tf.nest.flatten(batch)[0])[0]
+        keep = size - size % devices
+        return tf.nest.map_structure(lambda tensor: tensor[:keep], batch)
+
+    def not_empty(*batch):
+        return tf.shape(tf.nest.flatten(batch)[0])[0] > 0
+
+    return dataset.map(cut).filter(not_empty)
 
 
 def save_model_atomically(model: keras.Model, path: Path) -> None:
@@ -79,7 +119,9 @@ def train(
     `runs/<name>/<timestamp>/`; resumes a killed run from `runs/<name>/backup/`; keeps the
     weights of the epoch with the best validation metric (the last epoch's when the family
     trains on the validation data too: `Family.selects_epoch`); then, unless `evaluate=False`,
-    measures the full test split into `metrics.json`. Returns the metrics (or the history).
+    measures the full test split into `metrics.json`, and with `quantize` set, quantizes the
+    model and keeps it if the metric holds (`zoo.quantize`). Returns the metrics (or the
+    training record).
     """
     entry = get_entry(name)
     config = resolve_config(entry.config_class, overrides)
@@ -90,12 +132,17 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.json")
     keras.utils.set_random_seed(config.seed)
+    keras.distribution.set_distribution(data_distribution(config, entry.family))
 
     started = time.time()
     facts_at_start = run_facts()  # The commit the run started from, not the one it ends on.
     family = entry.family
     model = family.prepare_model(config, run_dir)
     train_data, validation_data = family.training_data(model, config)
+    if config.distribute != "none":
+        devices = len(keras.distribution.list_devices())
+        train_data = divisible_batches(train_data, devices)
+        validation_data = divisible_batches(validation_data, devices)
     family.compile(model, config)
     monitor = f"val_{family.metric}"
     # Without held-out validation data, the checkpoint keeps the last epoch and nothing stops early.
@@ -141,6 +188,7 @@ def train(
     )
     if best_weights.exists():
         model.load_weights(best_weights)
+    keras.distribution.set_distribution(None)  # Saving and evaluation run on one device.
     training_seconds = time.time() - started
 
     history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
@@ -169,4 +217,15 @@ def train(
     shutil.copyfile(run_dir / "curves.png", output_dir / "curves.png")
     if not evaluate:
         return training
-    return evaluate_model(name, output_dir=output_dir, config=config)
+    metrics = evaluate_model(name, output_dir=output_dir, config=config)
+    if config.quantize == "none":
+        return metrics
+    # Quantize, measure the quantized model too, and ship it if the metric holds.
+    return quantize_saved_model(
+        name,
+        output_dir,
+        config.quantize,
+        config=config,
+        float_metrics=metrics,
+        command=f'make train-{name} SET="quantize={config.quantize}" (config in metrics.json)',
+    )

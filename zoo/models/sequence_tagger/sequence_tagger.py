@@ -291,8 +291,7 @@ class SequenceTagger(Task):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
+            **super().get_config(),  # With a quantized model's dtype policies.
             "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
             "vocabulary_size": self.vocabulary_size,
             "character_vocabulary_size": self.character_vocabulary_size,

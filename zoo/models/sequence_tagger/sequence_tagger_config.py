@@ -2,9 +2,8 @@
 
 import dataclasses
 
-from zoo.config import CELLS, TrainingConfig, choice
+from zoo.config import CELLS, RecurrentEncoderConfig, TrainingConfig, choice
 from zoo.errors import ConfigError
-from zoo.layers import MERGE_MODES
 from zoo.layers.character_encoder import CHARACTER_ENCODERS
 from zoo.models.sequence_tagger.sequence_tagger import HEADS
 from zoo.models.sequence_tagger.tag_schemes import TAG_SCHEMES
@@ -12,7 +11,7 @@ from zoo.vocabulary import WORD2VEC_ARCHITECTURES
 
 
 @dataclasses.dataclass
-class SequenceTaggerConfig(TrainingConfig):
+class SequenceTaggerConfig(RecurrentEncoderConfig, TrainingConfig):
     """Recipe of a sequence tagger: vocabularies, architecture and training.
 
     The dataset's official development split selects the best epoch (CoNLL-2003's testa,
@@ -56,15 +55,11 @@ class SequenceTaggerConfig(TrainingConfig):
     cell: str = choice("lstm", CELLS)
     units: int = 200
     num_layers: int = 2
-    bidirectional: bool = True
-    merge_mode: str = choice("concat", MERGE_MODES)
     head: str = choice("crf", HEADS)
     # The scheme the tagger is trained in; datasets are read and scored in IOB2.
     tag_scheme: str = choice("iob2", TAG_SCHEMES)
     embedding_dropout: float = 0.5
     dropout: float = 0.5
-    recurrent_dropout: float = 0.0
-    residual: bool = False
     intent_loss_weight: float = 1.0
     bucket_step: int = 16
     # 0: every sentence is an example. N > 0: consecutive sentences of one document (the
@@ -77,6 +72,7 @@ class SequenceTaggerConfig(TrainingConfig):
     train_on_development: bool = False
 
     def validate(self) -> None:
+        super().validate()
         self.require_positive(
             "vocabulary_size",
             "sequence_length",
@@ -86,8 +82,6 @@ class SequenceTaggerConfig(TrainingConfig):
             "character_embedding_dim",
             "character_units",
             "character_kernel_size",
-            "units",
-            "num_layers",
             "epochs",
             "batch_size",
             "bucket_step",
@@ -96,9 +90,7 @@ class SequenceTaggerConfig(TrainingConfig):
             raise ConfigError(
                 "Config key 'vocabulary_size' must be at least 3 (padding, OOV, a word)."
             )
-        self.require_rates(
-            "word_dropout", "singleton_dropout", "embedding_dropout", "dropout", "recurrent_dropout"
-        )
+        self.require_rates("word_dropout", "singleton_dropout", "embedding_dropout")
         if self.context_tokens < 0 or self.context_tokens > self.sequence_length:
             raise ConfigError(
                 "Config key 'context_tokens' must be between 0 and sequence_length "

@@ -84,6 +84,9 @@ class SequenceTaggerFamily(Family):
     """
 
     metric = "f1"
+    # DevelopmentScore predicts dev batches of any size during fit, which DataParallel cannot
+    # split evenly over the devices.
+    data_parallel = False
 
     def __init__(
         self,
@@ -112,7 +115,7 @@ class SequenceTaggerFamily(Family):
             casing=config.casing_dim > 0,
         )
 
-    def build(self, config, preprocessor=None, tag_names=None, intent_names=None, **unused):
+    def build(self, config, preprocessor=None, tag_names=None, intent_names=None):
         """A fresh tagger; before training reads the data, vocabularies and tags are placeholders."""
         if preprocessor is None:
             preprocessor = self._preprocessor(config)
@@ -140,17 +143,10 @@ class SequenceTaggerFamily(Family):
             character_embedding_dim=config.character_embedding_dim,
             character_units=config.character_units,
             character_kernel_size=config.character_kernel_size,
-            cell=config.cell,
-            units=config.units,
-            num_layers=config.num_layers,
-            bidirectional=config.bidirectional,
-            merge_mode=config.merge_mode,
             head=config.head,
             embedding_dropout=config.embedding_dropout,
-            dropout=config.dropout,
-            recurrent_dropout=config.recurrent_dropout,
-            residual=config.residual,
             intent_loss_weight=config.intent_loss_weight,
+            **config.encoder_arguments(),
         )
 
     def selects_epoch(self, config) -> bool:

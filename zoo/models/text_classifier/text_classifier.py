@@ -101,8 +101,7 @@ class TextClassifier(Task):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
+            **super().get_config(),  # With a quantized model's dtype policies.
             "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
             "vocabulary_size": self.vocabulary_size,
             "embedding_dim": self.embedding_dim,

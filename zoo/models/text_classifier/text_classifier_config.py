@@ -2,13 +2,13 @@
 
 import dataclasses
 
-from zoo.config import CELLS, TrainingConfig, choice
+from zoo.config import CELLS, RecurrentEncoderConfig, TrainingConfig, choice
 from zoo.errors import ConfigError
-from zoo.layers import MERGE_MODES, POOLINGS
+from zoo.layers import POOLINGS
 
 
 @dataclasses.dataclass
-class TextClassifierConfig(TrainingConfig):
+class TextClassifierConfig(RecurrentEncoderConfig, TrainingConfig):
     """Recipe of a text classifier: vocabulary, architecture and training."""
 
     vocabulary_size: int = 25000
@@ -20,22 +20,17 @@ class TextClassifierConfig(TrainingConfig):
     cell: str = choice("gru", CELLS)
     units: int = 128
     num_layers: int = 2
-    bidirectional: bool = True
-    merge_mode: str = choice("concat", MERGE_MODES)
     pooling: str = choice("max_mean", POOLINGS)
     embedding_dropout: float = 0.25
     dropout: float = 0.3
-    recurrent_dropout: float = 0.0
-    residual: bool = False
     bucket_step: int = 64
 
     def validate(self) -> None:
+        super().validate()
         self.require_positive(
             "vocabulary_size",
             "sequence_length",
             "embedding_dim",
-            "units",
-            "num_layers",
             "epochs",
             "batch_size",
             "bucket_step",
@@ -44,6 +39,6 @@ class TextClassifierConfig(TrainingConfig):
             raise ConfigError(
                 "Config key 'vocabulary_size' must be at least 3 (padding, OOV, a word)."
             )
-        self.require_rates("embedding_dropout", "dropout", "recurrent_dropout")
+        self.require_rates("embedding_dropout")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError("Config key 'validation_fraction' must be in (0, 1).")

@@ -39,7 +39,7 @@ class TextClassifierFamily(Family):
         self.class_names = class_names
         self.unlabeled_split = unlabeled_split
 
-    def build(self, config, preprocessor=None, **unused) -> TextClassifier:
+    def build(self, config, preprocessor=None) -> TextClassifier:
         if preprocessor is None:
             preprocessor = TextClassifierPreprocessor(
                 vocabulary_size=config.vocabulary_size,
@@ -53,17 +53,10 @@ class TextClassifierFamily(Family):
             preprocessor=preprocessor,
             vocabulary_size=vocabulary_size,
             embedding_dim=config.embedding_dim,
-            cell=config.cell,
-            units=config.units,
-            num_layers=config.num_layers,
-            bidirectional=config.bidirectional,
-            merge_mode=config.merge_mode,
             pooling=config.pooling,
             embedding_dropout=config.embedding_dropout,
-            dropout=config.dropout,
-            recurrent_dropout=config.recurrent_dropout,
-            residual=config.residual,
             class_names=self.class_names,
+            **config.encoder_arguments(),
         )
 
     def _train_split(self, config) -> str:

@@ -1,0 +1,66 @@
+"""`distribute=data_parallel`: keras.distribution.DataParallel over every local device (JAX),
+checked on the CPU split into two virtual devices."""
+
+import json
+
+import pytest
+
+from tests.conftest import TINY_SENTIMENT, run_on_jax
+from zoo.errors import ConfigError
+from zoo.train import data_distribution, divisible_batches
+
+TRAIN_BOTH_WAYS = """
+import json, os, sys
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import keras
+from pathlib import Path
+from zoo.train import train
+assert len(keras.distribution.list_devices()) == 2
+root, overrides = Path(sys.argv[1]), json.loads(sys.argv[2])
+# Prepared before either run, so that both read the same prepared TFRecords.
+from pipelines.imdb import load_imdb
+load_imdb("train")
+losses = {}
+for distribute in ("none", "data_parallel"):
+    record = train("sentiment", {**overrides, "distribute": distribute}, output_dir=root / distribute,
+                   runs_dir=root / "runs", evaluate=False)
+    losses[distribute] = record["history"]["loss"] + record["history"]["val_loss"]
+print("LOSSES", json.dumps(losses))
+"""
+
+
+def test_one_epoch_on_two_devices_matches_one_device(imdb_fixture):
+    # No dropout, so both runs see the same function; batches of 4 split into 2 + 2.
+    overrides = {**TINY_SENTIMENT, "dropout": 0.0, "embedding_dropout": 0.0}
+    output = run_on_jax(
+        TRAIN_BOTH_WAYS, str(imdb_fixture / "runs"), json.dumps(overrides), timeout=600
+    )
+    assert "Data-parallel training on 2 devices: cpu:0, cpu:1" in output
+    losses = json.loads(output.split("LOSSES", 1)[1])
+    assert losses["none"] == pytest.approx(losses["data_parallel"], abs=1e-4)
+
+
+def test_batches_are_cut_to_a_multiple_of_the_devices():
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.range(7).batch(3).map(lambda x: (x, x * 10))
+    cut = [(x.tolist(), y.tolist()) for x, y in divisible_batches(dataset, 2).as_numpy_iterator()]
+    assert cut == [([0, 1], [0, 10]), ([3, 4], [30, 40])]
+
+
+def test_unsupported_backend_or_family_says_so():
+    import keras
+
+    from zoo.config import resolve_config
+    from zoo.registry import get_entry
+
+    ner = get_entry("ner")
+    with pytest.raises(ConfigError, match="not supported by the SequenceTaggerFamily"):
+        data_distribution(
+            resolve_config(ner.config_class, {"distribute": "data_parallel"}), ner.family
+        )
+    if keras.backend.backend() != "jax":
+        sentiment = get_entry("sentiment")
+        config = resolve_config(sentiment.config_class, {"distribute": "data_parallel"})
+        with pytest.raises(ConfigError, match="JAX backend"):
+            data_distribution(config, sentiment.family)
