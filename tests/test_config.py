@@ -83,3 +83,20 @@ def test_cosine_learning_rate_schedule_decays_toward_zero_by_epoch():
     assert rates == pytest.approx([0.01, 0.0085355, 0.005, 0.0014645], rel=1e-4)
     with pytest.raises(ConfigError, match="learning_rate_schedule"):
         resolve_config(TextClassifierConfig, {"learning_rate_schedule": "linear"})
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"learning_rate": "nan"}, "'learning_rate' must be a finite number above 0"),
+        ({"learning_rate": "inf"}, "'learning_rate' must be a finite number above 0"),
+        ({"learning_rate": "-0.1"}, "'learning_rate' must be a finite number above 0"),
+        ({"clipnorm": "-1"}, "'clipnorm' must be finite and >= 0"),
+        ({"early_stopping_patience": "-2"}, "'early_stopping_patience' must be at least 0"),
+        ({"units": str(10**8)}, "'units' must be at most 16384"),
+        ({"num_layers": "1000"}, "'num_layers' must be at most 64"),
+    ],
+)
+def test_nonsense_training_values_are_refused_at_config_time(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(TextClassifierConfig, overrides)

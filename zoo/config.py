@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ def choice(default: str, choices: tuple[str, ...], help: str = "") -> Any:
 
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 DISTRIBUTIONS = ("none", "data_parallel")
+# Far above any recipe here; a typo such as units=10**8 fails at once, not after 8 GB.
+MAX_UNITS, MAX_LAYERS = 16384, 64
 
 
 @dataclasses.dataclass
@@ -62,6 +65,21 @@ class TrainingConfig:
     # "data_parallel": every local accelerator trains on a slice of each batch
     # (`keras.distribution.DataParallel`, JAX backend; the same API spans several hosts).
     distribute: str = choice("none", DISTRIBUTIONS)
+
+    def validate_training(self) -> None:
+        """Raises ConfigError for training settings no run can use (NaN, inf, negative, ...)."""
+        for name in ("learning_rate", "clipnorm", "global_clipnorm", "clipvalue"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (name == "learning_rate" and value == 0):
+                bound = "a finite number above 0" if name == "learning_rate" else "finite and >= 0"
+                raise ConfigError(f"Config key '{name}' must be {bound}, got {value}.")
+        self.require_positive("epochs", "batch_size")
+        for name in ("early_stopping_patience", "steps_per_epoch"):
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"Config key '{name}' must be at least 0, got {getattr(self, name)}."
+                )
+        self.require_rates("validation_fraction", "ema_momentum")
 
     def require_positive(self, *names: str) -> None:
         """Raises ConfigError unless each named key is at least 1."""
@@ -106,6 +124,11 @@ class RecurrentEncoderConfig:
     def validate(self) -> None:
         self.require_positive("units", "num_layers")
         self.require_rates("dropout", "recurrent_dropout")
+        for name, largest in (("units", MAX_UNITS), ("num_layers", MAX_LAYERS)):
+            if getattr(self, name) > largest:
+                raise ConfigError(
+                    f"Config key '{name}' must be at most {largest}, got {getattr(self, name)}."
+                )
 
 
 ENCODER_FIELDS = dataclasses.fields(RecurrentEncoderConfig)
@@ -174,6 +197,8 @@ def resolve_config(config_class: type, overrides: dict[str, Any] | None = None):
             )
         values[key] = converted
     config = config_class(**values)
+    if isinstance(config, TrainingConfig):
+        config.validate_training()
     validate = getattr(config, "validate", None)
     if validate:
         validate()
