@@ -40,3 +40,10 @@ def test_weight_averages_swap_through_the_optimizers_private_lists():
     swapped = [keras.ops.convert_to_numpy(v) for v in optimizer._trainable_variables]
     for before, after in zip(averages, swapped):
         np.testing.assert_array_equal(before, after)
+
+
+def test_nested_layers_are_walked_through_flatten_layers():
+    inner = keras.layers.Dense(2, name="inner")
+    outer = keras.Sequential([keras.Input((3,)), inner])
+    model = keras.Sequential([keras.Input((3,)), outer])
+    assert inner in list(model._flatten_layers(include_self=False))

@@ -4,13 +4,13 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import zoo
 from tests.conftest import REPO, TINY_SENTIMENT, subprocess_env, write_imdb_archive
+from tests.helpers.serving import tensorflow_only_site
 from zoo.errors import ZooError
 from zoo.evaluate import evaluate_model
 from zoo.export import export_model
@@ -73,25 +73,6 @@ def test_evaluation_is_reproducible_on_the_saved_model(trained, monkeypatch):
     again = evaluate_model("sentiment", output_dir=root / "model")
     assert again["value"] == metrics["value"]
     assert json.loads((root / "model" / "metrics.json").read_text())["value"] == metrics["value"]
-
-
-def tensorflow_only_site(directory):
-    """A site-packages look-alike without keras, keras-hub, tensorflow-text or the zoo.
-
-    Stock TF Serving has none of them, so the SavedModel must run without them installed.
-    """
-    import site
-
-    directory.mkdir()
-    blocked = ("keras", "tf_keras", "keras_hub", "keras_nlp", "tensorflow_text", "zoo", "rnn_zoo")
-    for packages in site.getsitepackages():
-        for item in Path(packages).iterdir():
-            name = item.name.lower().replace("-", "_")
-            if not name.startswith(blocked) and item.suffix != ".pth":
-                target = directory / item.name
-                if not target.exists():
-                    target.symlink_to(item)
-    return directory
 
 
 def test_exported_saved_model_serves_with_tensorflow_alone(trained, tmp_path):

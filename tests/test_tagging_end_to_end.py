@@ -10,6 +10,7 @@ import pytest
 
 import zoo
 from tests.conftest import REPO, subprocess_env, write_imdb_archive, write_ptb_mirror
+from tests.helpers.serving import tensorflow_only_site
 from tests.tagging_fixtures import (
     ATIS_TEST,
     CONLL_COPIES,
@@ -18,7 +19,6 @@ from tests.tagging_fixtures import (
     write_atis_mirror,
     write_conll_mirror,
 )
-from tests.test_sentiment_end_to_end import tensorflow_only_site
 from zoo.evaluate import evaluate_model
 from zoo.export import export_model
 from zoo.registry import get_entry

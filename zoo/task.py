@@ -75,6 +75,8 @@ def quantizable(layer) -> bool:
 
 def weights_dtype(model: keras.Model) -> str:
     """The weights' type: "int8" (another quantization mode) if quantized, else "float32"."""
+    # `_flatten_layers` is private; Keras has no public walk into nested layers, and keras-hub
+    # uses the same (tests/test_private_keras_apis.py fails if it moves).
     modes = {layer.quantization_mode for layer in model._flatten_layers(include_self=False)}
     return "+".join(sorted(mode for mode in modes if mode)) or "float32"
 

@@ -132,15 +132,16 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.json")
     keras.utils.set_random_seed(config.seed)
-    keras.distribution.set_distribution(data_distribution(config, entry.family))
+    distribution = data_distribution(config, entry.family)
+    keras.distribution.set_distribution(distribution)
 
     started = time.time()
     facts_at_start = run_facts()  # The commit the run started from, not the one it ends on.
     family = entry.family
     model = family.prepare_model(config, run_dir)
     train_data, validation_data = family.training_data(model, config)
-    if config.distribute != "none":
-        devices = len(keras.distribution.list_devices())
+    if distribution is not None:
+        devices = distribution.device_mesh.devices.size
         train_data = divisible_batches(train_data, devices)
         validation_data = divisible_batches(validation_data, devices)
     family.compile(model, config)
