@@ -8,6 +8,7 @@ import tensorflow as tf
 from zoo.layers import JordanRNNCell, PeepholeLSTMCell
 from zoo.models.text_classifier import TextClassifierPreprocessor
 from zoo.train import SwapEMAWeights
+from zoo.vocabulary import lookup_table, string_lookup
 
 
 def test_rnn_resets_the_dropout_masks_of_the_zoo_cells_between_calls():
@@ -47,3 +48,10 @@ def test_nested_layers_are_walked_through_flatten_layers():
     outer = keras.Sequential([keras.Input((3,)), inner])
     model = keras.Sequential([keras.Input((3,)), outer])
     assert inner in list(model._flatten_layers(include_self=False))
+
+
+def test_string_lookup_keeps_its_hash_table_where_export_tracks_it():
+    lookup = string_lookup(["great", "film"])
+    table = lookup_table(lookup)
+    assert isinstance(table, tf.lookup.StaticHashTable)
+    np.testing.assert_array_equal(table.lookup(tf.constant(["film", "bad"])).numpy(), [3, 1])

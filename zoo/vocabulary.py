@@ -11,12 +11,49 @@ from __future__ import annotations
 import collections
 import os
 
+import keras
 import numpy as np
 
 # Id 0 pads, id 1 is out-of-vocabulary; a vocabulary's words take ids 2, 3, ... in order.
 PAD_ID, OOV_ID = 0, 1
+PAD_TOKEN, OOV_TOKEN = "", "[UNK]"
 
 WORD2VEC_ARCHITECTURES = ("cbow", "skipgram")
+
+
+def string_lookup(
+    vocabulary, invert: bool = False, oov_token: str = OOV_TOKEN, name: str | None = None
+) -> keras.layers.StringLookup:
+    """A `keras.layers.StringLookup` with the zoo's ids: 0 pads, 1 is out-of-vocabulary and
+    `vocabulary[i]` is i + 2. `invert=True` maps ids back to words (padding -> "", any
+    unknown id -> `oov_token`), which decoders need.
+
+    The vocabulary goes into the layer's config, so it is saved with the model (no asset file).
+    Words are compared as UTF-8 bytes; duplicates, the empty string and `oov_token` are refused.
+    """
+    vocabulary = [w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in vocabulary]
+    if len(set(vocabulary)) != len(vocabulary):
+        raise ValueError("The vocabulary has duplicate entries.")
+    for reserved in (PAD_TOKEN, oov_token):
+        if reserved in vocabulary:
+            raise ValueError(f"The vocabulary holds the reserved token {reserved!r}.")
+    return keras.layers.StringLookup(
+        vocabulary=vocabulary,
+        mask_token=PAD_TOKEN,
+        oov_token=oov_token,
+        num_oov_indices=1,
+        invert=invert,
+        name=name,
+    )
+
+
+def lookup_table(lookup: keras.layers.StringLookup):
+    """The TF hash table behind a StringLookup, which an exported SavedModel must track.
+
+    `lookup_table` is an attribute of Keras's IndexLookup with no public accessor; Keras's own
+    saving reads it (tests/test_private_keras_apis.py fails if it moves).
+    """
+    return lookup.lookup_table
 
 
 def most_frequent_words(sentences: list[list[str]], size: int) -> list[str]:

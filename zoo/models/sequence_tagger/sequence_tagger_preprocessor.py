@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from zoo.errors import InputError
 from zoo.task import as_string_batch
-from zoo.vocabulary import OOV_ID, PAD_ID
+from zoo.vocabulary import PAD_ID, lookup_table, string_lookup
 
 # Punctuation split off the start / the end of a word. Word-internal punctuation stays, so
 # "U.S.", "1996-08-22", "o'clock" and "1,000" remain one token, as in ATIS and CoNLL-2003.
@@ -116,8 +116,8 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
         self.casing = casing
         self.vocabulary = None
         self.characters = None
-        self.word_table = None
-        self.character_table = None
+        self.word_lookup = None
+        self.character_lookup = None
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
         if characters is not None:
@@ -130,19 +130,9 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
         self.built = True
 
     @staticmethod
-    def _table(keys):
-        keys = [k.decode("utf-8") if isinstance(k, bytes) else str(k) for k in keys]
-        if len(set(keys)) != len(keys):
-            raise ValueError("The vocabulary has duplicate entries.")
-        # A static hash table is a core TF resource: the SavedModel carries it as an asset.
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(keys, dtype=tf.string),
-                tf.range(2, len(keys) + 2, dtype=tf.int64),
-            ),
-            default_value=OOV_ID,
-        )
-        return keys, table
+    def _lookup(keys, name):
+        lookup = string_lookup(keys, name=name)
+        return [str(key) for key in lookup.get_vocabulary()[2:]], lookup
 
     @property
     def vocabulary_size(self) -> int:
@@ -154,13 +144,13 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
 
     def set_vocabulary(self, vocabulary) -> None:
         """Sets the normalized word list (most frequent first), without the special tokens."""
-        self.vocabulary, self.word_table = self._table(vocabulary)
+        self.vocabulary, self.word_lookup = self._lookup(vocabulary, "word_lookup")
 
     def set_characters(self, characters) -> None:
         """Sets the character list, without the special tokens."""
         if any(len(c) != 1 for c in characters):
             raise ValueError("The character vocabulary must hold single characters.")
-        self.characters, self.character_table = self._table(characters)
+        self.characters, self.character_lookup = self._lookup(characters, "character_lookup")
 
     def adapt(self, texts, vocabulary_size=None, character_vocabulary_size=None) -> None:
         """Sets the word and character vocabularies from raw sentences, as `call` reads them.
@@ -202,7 +192,11 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
 
     def lookup_tables(self) -> list:
         """TF resources an exported SavedModel must carry (tracked by `zoo.export`)."""
-        return [t for t in (self.word_table, self.character_table) if t is not None]
+        return [
+            lookup_table(lookup)
+            for lookup in (self.word_lookup, self.character_lookup)
+            if lookup is not None
+        ]
 
     def tokenize(self, text):
         """Raw sentences (rank 1) -> tokens (tf.RaggedTensor), at most `sequence_length` each."""
@@ -221,13 +215,13 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
     def _encode_flat(self, tokens):
         """A rank-1 string tensor of tokens -> {"token_ids": (n,), "character_ids": (n, width)},
         and with `casing`, "casing_ids": (n,)."""
-        if self.word_table is None or self.character_table is None:
+        if self.word_lookup is None or self.character_lookup is None:
             raise ValueError(
                 "SequenceTaggerPreprocessor has no vocabulary: pass `vocabulary` and "
                 "`characters`, or train the model (which builds them from the data)."
             )
         features = {
-            "token_ids": tf.cast(self.word_table.lookup(self.normalize_words(tokens)), tf.int32)
+            "token_ids": tf.cast(self.word_lookup(self.normalize_words(tokens)), tf.int32)
         }
         if self.casing:
             features["casing_ids"] = casing_ids(tokens)
@@ -236,7 +230,7 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
         characters = tf.strings.unicode_split(tokens, "UTF-8", errors="replace")
         characters = characters[:, : self.max_word_length]
         character_ids = characters.with_flat_values(
-            tf.cast(self.character_table.lookup(characters.flat_values), tf.int32)
+            tf.cast(self.character_lookup(characters.flat_values), tf.int32)
         )
         features["character_ids"] = character_ids.to_tensor(
             default_value=PAD_ID, shape=[None, self.max_word_length]

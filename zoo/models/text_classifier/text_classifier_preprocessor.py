@@ -3,7 +3,7 @@ import tensorflow as tf
 
 from zoo.errors import InputError
 from zoo.task import as_string_batch
-from zoo.vocabulary import OOV_ID, most_frequent_words
+from zoo.vocabulary import OOV_ID, lookup_table, most_frequent_words, string_lookup
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -61,7 +61,7 @@ class TextClassifierPreprocessor(keras.layers.Layer):
         self.sequence_length = sequence_length
         self.truncation = truncation
         self.vocabulary = None
-        self.lookup_table = None
+        self.word_lookup = None
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
         # Strings stay TF tensors: this layer runs in tf.data or a TF graph on any backend.
@@ -73,19 +73,9 @@ class TextClassifierPreprocessor(keras.layers.Layer):
 
     def set_vocabulary(self, vocabulary) -> None:
         """Sets the word list (most frequent first), without the padding and OOV tokens."""
-        vocabulary = [w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in vocabulary]
-        if len(set(vocabulary)) != len(vocabulary):
-            raise ValueError("The vocabulary has duplicate words.")
-        self.vocabulary = vocabulary
-        self.vocabulary_size = len(vocabulary) + 2
-        # A static hash table is a core TF resource: the SavedModel carries it as an asset.
-        self.lookup_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(vocabulary, dtype=tf.string),
-                tf.range(2, len(vocabulary) + 2, dtype=tf.int64),
-            ),
-            default_value=OOV_ID,
-        )
+        self.word_lookup = string_lookup(vocabulary, name="word_lookup")
+        self.vocabulary = [str(word) for word in self.word_lookup.get_vocabulary()[2:]]
+        self.vocabulary_size = len(self.vocabulary) + 2
 
     def adapt(self, texts) -> None:
         """Builds the vocabulary (the `vocabulary_size - 2` most frequent words) from raw strings.
@@ -110,7 +100,7 @@ class TextClassifierPreprocessor(keras.layers.Layer):
 
     def lookup_tables(self) -> list:
         """TF resources an exported SavedModel must carry (tracked by `zoo.export`)."""
-        return [self.lookup_table] if self.lookup_table is not None else []
+        return [lookup_table(self.word_lookup)] if self.word_lookup is not None else []
 
     def get_vocabulary(self) -> list[str]:
         return list(self.vocabulary or [])
@@ -128,12 +118,12 @@ class TextClassifierPreprocessor(keras.layers.Layer):
         scalar = text.shape.rank == 0
         if scalar:
             text = tf.expand_dims(text, 0)
-        if self.lookup_table is None:
+        if self.word_lookup is None:
             raise ValueError(
                 "TextClassifierPreprocessor has no vocabulary: pass one or call adapt()."
             )
         words = self.tokenize(text)
-        token_ids = words.with_flat_values(self.lookup_table.lookup(words.flat_values))
+        token_ids = self.word_lookup(words)
         if self.truncation == "post":
             token_ids = token_ids[:, : self.sequence_length]
         else:
