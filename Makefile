@@ -4,7 +4,8 @@
 #   DATA_MIRROR  folder with the upstream dataset archives (ZOO_DATA_MIRROR); default
 #                ../shared/data when it exists, else datasets download from upstream.
 #   SET          config overrides for train/eval, e.g. SET="cell=lstm units=128";
-#                SET="quantize=int8" ships int8 weights if the test metric holds.
+#                SET="quantize=int8" keeps int8 weights if the test metric holds.
+#   SHIP=1       make train-X ships the run (saved_models/X) if its test metric is not worse.
 PYTHON ?= python3
 VENV ?= .venv
 BACKEND ?= jax
@@ -28,8 +29,14 @@ $(VENV)/.installed: pyproject.toml
 list: setup
 	@$(ZOO) list
 
+# Trains into runs/<entry>/<timestamp>-<config hash>/; SHIP=1 then replaces the shipped model.
 train-%: setup
-	KERAS_BACKEND=$(BACKEND) $(ZOO) train $* $(SETS)
+	KERAS_BACKEND=$(BACKEND) $(ZOO) train $* $(SETS) $(if $(SHIP),--ship)
+
+# Replaces saved_models/<entry>/ by the newest evaluated run (RUN=<folder> for another), as
+# one set, unless its test metric is worse (FORCE=1 ships it anyway).
+ship-%: setup
+	$(ZOO) ship $* $(if $(RUN),--run $(RUN)) $(if $(FORCE),--force)
 
 eval-%: setup
 	KERAS_BACKEND=$(BACKEND) $(ZOO) eval $* $(SETS)

@@ -22,8 +22,8 @@ from pipelines.imdb import load_imdb
 load_imdb("train")
 losses = {}
 for distribute in ("none", "data_parallel"):
-    record = train("sentiment", {**overrides, "distribute": distribute}, output_dir=root / distribute,
-                   runs_dir=root / "runs", evaluate=False)
+    record = train("sentiment", {**overrides, "distribute": distribute}, runs_dir=root / "runs",
+                   evaluate=False)
     losses[distribute] = record["history"]["loss"] + record["history"]["val_loss"]
 print("LOSSES", json.dumps(losses))
 """

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -225,7 +226,9 @@ def test_training_with_quantize_int8_measures_both_and_ships_one(imdb_fixture, m
     )
     assert metrics["value"] == block[block["shipped"]]["value"] and metrics["num_examples"] == 24
     assert metrics["config"]["quantize"] == "int8"
+    run_dir = metrics.pop("run_dir")  # Where it trained; the record shipped with it.
     assert json.loads((output / "metrics.json").read_text()) == metrics
+    assert json.loads((Path(run_dir) / "metrics.json").read_text()) == metrics
     assert (output / "model.keras").stat().st_size == block[block["shipped"]]["bytes"]
     assert weights_dtype(zoo.load("sentiment", output / "model.keras")) == block["shipped"]
     # Evaluating the shipped file again keeps the comparison, which is still of this file.

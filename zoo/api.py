@@ -10,6 +10,7 @@ import zoo.entries  # noqa: F401  (registers the entries)
 from zoo.config import resolve_config
 from zoo.errors import ZooError
 from zoo.registry import entry_names, get_entry
+from zoo.shipping import recover
 
 
 def list_entries() -> list[str]:
@@ -39,6 +40,8 @@ def load(name: str, path: str | Path | None = None) -> keras.Model:
         UnknownEntryError: `name` is not registered.
         ZooError: the entry has no pretrained model yet (train it with `make train-<name>`).
     """
+    if path is None:
+        recover(get_entry(name).directory)  # Finishes a model replacement a kill interrupted.
     path = Path(path) if path is not None else model_path(name)
     if not path.exists():
         raise ZooError(

@@ -1,4 +1,4 @@
-"""`python -m zoo list | train | eval | quantize | export | predict NAME [--set key=value ...]`."""
+"""`python -m zoo list | train | ship | eval | quantize | export | predict NAME [options]`."""
 
 from __future__ import annotations
 
@@ -29,9 +29,24 @@ def _parser(entry_names: list[str]) -> argparse.ArgumentParser:
             metavar="KEY=VALUE",
             help="override a config value (repeatable)",
         )
-        sub.add_argument("--output", help="model folder (default: saved_models/NAME)")
         if command == "train":
-            sub.add_argument("--runs-dir", help="logs and resume state (default: runs/)")
+            sub.add_argument("--runs-dir", help="run folders and resume state (default: runs/)")
+            sub.add_argument(
+                "--ship",
+                action="store_true",
+                help="replace the shipped model (saved_models/NAME) by this run's, if better",
+            )
+            sub.add_argument("--force", action="store_true", help="with --ship: even if worse")
+            sub.add_argument("--output", help="ship to this model folder instead")
+        else:
+            sub.add_argument("--output", help="model folder (default: saved_models/NAME)")
+    sub = with_entry(
+        "ship", "replace the shipped model by a trained run's (model, metrics, figures at once)"
+    )
+    sub.add_argument("--run", help="the run folder (default: the newest evaluated run)")
+    sub.add_argument("--runs-dir", help="where runs are (default: runs/)")
+    sub.add_argument("--output", help="model folder (default: saved_models/NAME)")
+    sub.add_argument("--force", action="store_true", help="ship even if its metric is worse")
     sub = with_entry(
         "quantize", "int8-quantize a saved float entry if its test metric holds (0.2 points)"
     )
@@ -69,7 +84,19 @@ def main(argv: list[str] | None = None) -> int:
                 parse_overrides(args.set),
                 output_dir=args.output,
                 runs_dir=args.runs_dir,
+                ship=args.ship,
+                force=args.force,
             )
+            print(json.dumps(_summary(metrics), indent=2))
+        elif args.command == "ship":
+            from zoo.runtime import ROOT
+            from zoo.shipping import latest_run, ship
+
+            runs_dir = args.runs_dir or ROOT / "runs"
+            run_dir = args.run or latest_run(runs_dir, args.name)
+            target = args.output or get_entry(args.name).directory
+            metrics = ship(run_dir, target, force=args.force)
+            print(f"Shipped {run_dir} to {target}.")
             print(json.dumps(_summary(metrics), indent=2))
         elif args.command == "eval":
             from zoo.config import parse_overrides, resolve_config
@@ -103,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _summary(metrics: dict) -> dict:
-    return {key: metrics.get(key) for key in ("entry", "metric", "value", "split", "num_examples")}
+    keys = ("entry", "metric", "value", "split", "num_examples", "run_dir")
+    return {key: metrics[key] for key in keys if key in metrics}
 
 
 def _list() -> int:

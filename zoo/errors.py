@@ -15,3 +15,7 @@ class ConfigError(ZooError):
 
 class InputError(ZooError):
     """An input to `predict` (or the CLI) that the model cannot accept."""
+
+
+class TrainingError(ZooError):
+    """A training run that cannot go on (a non-finite loss, a live run of the same config)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from zoo.config import resolve_config
 from zoo.errors import ZooError
 from zoo.registry import get_entry
 from zoo.runtime import run_facts
+from zoo.shipping import recover
 from zoo.task import weights_dtype
 
 TEST_SPLIT = "test"
@@ -31,6 +33,7 @@ def evaluate_model(
     never a sample. Training facts from `training.json` (wall time, device) are carried over.
     """
     _, output_dir, config = evaluation_setup(name, output_dir, config)
+    recover(output_dir)
     model_path = output_dir / "model.keras"
     if not model_path.exists():
         raise ZooError(f"No model to evaluate at {model_path}. Run `make train-{name}` first.")
@@ -60,7 +63,9 @@ def training_record(output_dir: Path) -> dict:
 
 
 def write_metrics(metrics: dict, output_dir: Path) -> dict:
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    partial = output_dir / ".metrics.json.partial"
+    partial.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    os.replace(partial, output_dir / "metrics.json")
     return metrics
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import keras
 
 from zoo.errors import ZooError
 from zoo.registry import SAVED_MODELS_DIR, entry_names, get_entry
+from zoo.shipping import recover
 
 MODELS_CONFIG = SAVED_MODELS_DIR / "models.config"
 
@@ -38,6 +40,7 @@ def export_model(name: str, model_dir: str | Path | None = None) -> Path:
 
     entry = get_entry(name)
     model_dir = Path(model_dir) if model_dir else entry.directory
+    recover(model_dir)
     model_path = model_dir / "model.keras"
     if not model_path.exists():
         raise ZooError(f"No model to export at {model_path}. Run `make train-{name}` first.")
@@ -55,17 +58,30 @@ def export_model(name: str, model_dir: str | Path | None = None) -> Path:
     )
     serving_dir = model_dir / "serving"
     serving_dir.mkdir(parents=True, exist_ok=True)
-    version = next_version(serving_dir)
-    partial = serving_dir / f".partial-{version}"
-    shutil.rmtree(partial, ignore_errors=True)
+    # A scratch folder of this process's own: concurrent exports never share one.
+    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=serving_dir))
     try:
         archive.write_out(str(partial), verbose=False)
-        os.rename(partial, serving_dir / str(version))
+        version = publish_version(partial, serving_dir)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     if model_dir.resolve() == entry.directory.resolve():
         write_models_config()
     return serving_dir / str(version)
+
+
+def publish_version(partial: Path, serving_dir: Path) -> int:
+    """Renames the written SavedModel `partial` to the next free version; an export that loses
+    the race for a number (another process renamed first) takes the one after."""
+    for _ in range(100):
+        version = next_version(serving_dir)
+        try:
+            os.rename(partial, serving_dir / str(version))
+            return version
+        except OSError:
+            if not (serving_dir / str(version)).exists():
+                raise
+    raise ZooError(f"Could not publish a version under {serving_dir}: too many concurrent exports.")
 
 
 def write_models_config(path: Path = MODELS_CONFIG) -> Path:

@@ -11,12 +11,15 @@ SET="quantize=int8"` runs the same step after training and the float evaluation.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import keras
 
 from zoo.errors import ZooError
 from zoo.evaluate import QUANTIZATION, TEST_SPLIT, evaluation_setup, measure, write_metrics
+from zoo.shipping import model_files, recover, replace_files
 from zoo.task import weights_dtype
 
 MODES = ("int8",)
@@ -62,15 +65,36 @@ def quantize_saved_model(
     deleted. `metrics.json` is the record of the shipped model with a `quantization` block:
     `shipped` ("int8" or "float32"), `mode`, and for "float32" and the mode the metric
     `value`, file `bytes` and evaluation `wall_seconds`. Returns that record.
-    """
-    from zoo.train import save_model_atomically  # zoo.train imports this module.
 
+    The work happens in a scratch copy of the folder; the model, metrics and figures then
+    replace the folder's as one set (`zoo.shipping.replace_files`), so a kill at any moment
+    leaves a model beside its own metrics.
+    """
     entry, output_dir, config = evaluation_setup(name, output_dir, config)
+    recover(output_dir)
     model_path = output_dir / "model.keras"
     if not model_path.exists():
         raise ZooError(f"No model to quantize at {model_path}. Run `make train-{name}` first.")
     model = keras.saving.load_model(model_path, compile=False)
     require_float(model, str(model_path))
+    work = Path(tempfile.mkdtemp(prefix=".quantize-", dir=output_dir))
+    try:
+        for file_name, path in model_files(output_dir).items():
+            shutil.copyfile(path, work / file_name)
+        metrics = _quantize_folder(
+            entry, model, work, mode, config, float_metrics, command or f"make quantize-{name}"
+        )
+        replace_files(output_dir, model_files(work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return metrics
+
+
+def _quantize_folder(entry, model, output_dir, mode, config, float_metrics, command) -> dict:
+    from zoo.train import save_model_atomically  # zoo.train imports this module.
+
+    name = entry.name
+    model_path = output_dir / "model.keras"
     if float_metrics is None:
         float_metrics = measure(name, model, config, output_dir, TEST_SPLIT)
     float_bytes = model_path.stat().st_size
@@ -98,7 +122,7 @@ def quantize_saved_model(
         "max_metric_drop": MAX_METRIC_DROP,
         "float32": _summary(float_metrics, float_bytes),
         mode: _summary(quantized_metrics, quantized_bytes),
-        "command": command or f"make quantize-{name}",
+        "command": command,
     }
     return write_metrics(metrics, output_dir)
 

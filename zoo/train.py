@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import datetime
+import fcntl
+import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -12,12 +16,13 @@ from pathlib import Path
 import keras
 
 from zoo.config import config_to_dict, resolve_config, save_config
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, TrainingError
 from zoo.evaluate import evaluate_model
 from zoo.plots import plot_training_curves
 from zoo.quantize import quantize_saved_model
 from zoo.registry import get_entry
 from zoo.runtime import ROOT, run_facts
+from zoo.shipping import ship as ship_run
 
 
 def scheduled_learning_rate(config, epoch: int) -> float:
@@ -57,6 +62,98 @@ class SwapEMAWeights(keras.callbacks.SwapEMAWeights):
             optimizer._trainable_variables, optimizer._model_variables_moving_average
         ):
             average.assign(keras.ops.convert_to_numpy(variable))
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raises `TrainingError` at the first batch whose loss is NaN or infinite.
+
+    Unlike `keras.callbacks.TerminateOnNaN`, which stops quietly (and the run then saves and
+    ships the broken weights), the error ends `train` before anything is saved.
+    """
+
+    def __init__(self, advice: str = ""):
+        super().__init__()
+        self.advice = advice
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingError(
+                f"The training loss became {float(loss)} at epoch {self.epoch + 1}, batch "
+                f"{batch + 1}; stopped, nothing saved. {self.advice}".strip()
+            )
+
+
+def config_hash(config) -> str:
+    """A short hash of the whole resolved config: runs with equal hashes are the same run."""
+    text = json.dumps(config_to_dict(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+class RunState:
+    """A run's resume state, keyed by its config: `runs/<entry>/backup-<config hash>/`.
+
+    Holds Keras's `BackupAndRestore` files and `run.json` (the run folder and the wall time of
+    the epochs done). Only a run with the same config resumes it; a lock file, held while the
+    run lives, makes a second run of the same config fail at once instead of sharing the backup.
+    """
+
+    def __init__(self, runs_dir: Path, name: str, config):
+        self.key = config_hash(config)
+        self.backup_dir = runs_dir / name / f"backup-{self.key}"
+        self.record_path = self.backup_dir / "run.json"
+        lock_path = runs_dir / name / f"backup-{self.key}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = open(lock_path, "w")  # noqa: SIM115 (held for the run, closed by release)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise TrainingError(
+                f"Another run of '{name}' with this config (hash {self.key}) is training now "
+                f"(lock {lock_path}); wait for it to end, or change the config or --runs-dir."
+            ) from None
+        record = json.loads(self.record_path.read_text()) if self.record_path.exists() else {}
+        self.resumed = bool(record) and Path(record.get("run_dir", "")).is_dir()
+        self.run_dir = Path(record["run_dir"]) if self.resumed else None
+        self.earlier_seconds = float(record.get("wall_seconds", 0.0)) if self.resumed else 0.0
+
+    def save(self, run_dir: Path, wall_seconds: float) -> None:
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.record_path.with_suffix(".partial")
+        partial.write_text(json.dumps({"run_dir": str(run_dir), "wall_seconds": wall_seconds}))
+        os.replace(partial, self.record_path)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+    def release(self) -> None:
+        self._lock.close()
+
+
+def new_run_dir(runs_dir: Path, name: str, key: str) -> Path:
+    """`runs/<entry>/<timestamp>-<config hash>/`, never one that exists already."""
+    stem = f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}-{key[:8]}"
+    for attempt in range(1, 1000):
+        run_dir = runs_dir / name / (stem if attempt == 1 else f"{stem}-{attempt}")
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise TrainingError(f"Cannot create a run folder under {runs_dir / name}.")
+
+
+def read_history(csv_path: Path) -> dict[str, list[float]]:
+    """Every epoch's logs from the run's CSV log (all epochs, also those before a resume)."""
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    keys = [key for key in (rows[0] if rows else {}) if key != "epoch"]
+    return {key: [float(row[key]) for row in rows] for key in keys}
 
 
 def data_distribution(config, family) -> keras.distribution.Distribution | None:
@@ -112,24 +209,62 @@ def train(
     output_dir: str | Path | None = None,
     runs_dir: str | Path | None = None,
     evaluate: bool = True,
+    ship: bool = False,
+    force: bool = False,
 ) -> dict:
-    """Trains entry `name` and saves it (by default to `saved_models/<name>/`).
+    """Trains entry `name` in a run folder; ships it only when asked.
 
-    Writes the resolved config, TensorBoard logs, a CSV log and a PNG of training curves to
-    `runs/<name>/<timestamp>/`; resumes a killed run from `runs/<name>/backup/`; keeps the
-    weights of the epoch with the best validation metric (the last epoch's when the family
-    trains on the validation data too: `Family.selects_epoch`); then, unless `evaluate=False`,
-    measures the full test split into `metrics.json`, and with `quantize` set, quantizes the
-    model and keeps it if the metric holds (`zoo.quantize`). Returns the metrics (or the
-    training record).
+    Writes the resolved config, TensorBoard logs, a CSV log, a PNG of training curves, the model
+    and (unless `evaluate=False`) its full-test-split `metrics.json` to
+    `runs/<name>/<timestamp>-<config hash>/`. Keeps the weights of the epoch with the best
+    validation metric (the last epoch's when the family trains on the validation data too:
+    `Family.selects_epoch`). With `quantize` set, quantizes the model and keeps it if the
+    metric holds (`zoo.quantize`).
+
+    A killed run resumes when the same config is trained again (`RunState`), in the same run
+    folder, and its record counts every epoch and the whole wall time. A non-finite loss stops
+    the run with `TrainingError` and saves no model.
+
+    The shipped model (`saved_models/<name>/`) is replaced only with `ship=True` or an explicit
+    `output_dir`, as one set, and not by a worse test metric unless `force`
+    (`zoo.shipping.ship`). Returns the metrics (or, with `evaluate=False`, the training record);
+    either holds `run_dir`.
     """
     entry = get_entry(name)
     config = resolve_config(entry.config_class, overrides)
-    output_dir = Path(output_dir) if output_dir else entry.directory
+    target = Path(output_dir) if output_dir else (entry.directory if ship else None)
+    if target is not None and not evaluate:
+        raise ConfigError("Only an evaluated run ships: drop evaluate=False or the destination.")
     runs_dir = Path(runs_dir) if runs_dir else ROOT / "runs"
-    timestamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = runs_dir / name / timestamp
-    run_dir.mkdir(parents=True, exist_ok=True)
+    state = RunState(runs_dir, name, config)
+    try:
+        metrics = _train(entry, config, runs_dir, state, evaluate)
+    finally:
+        state.release()
+    if target is not None:
+        ship_run(Path(metrics["run_dir"]), target, force=force)
+        print(f"Shipped {metrics['run_dir']} to {target}.", flush=True)
+    elif evaluate:
+        print(
+            f"Trained and evaluated in {metrics['run_dir']}; the shipped model is unchanged. "
+            f"Ship this run with `make ship-{name}` (python -m zoo ship {name}).",
+            flush=True,
+        )
+    return metrics
+
+
+def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> dict:
+    name = entry.name
+    if state.resumed:
+        run_dir = state.run_dir
+        print(
+            f"Resuming the interrupted run {run_dir} (same config, hash {state.key}) from its "
+            "last completed epoch.",
+            flush=True,
+        )
+    else:
+        state.discard()  # A backup without its record is from an older layout: start over.
+        run_dir = new_run_dir(runs_dir, name, state.key)
     save_config(config, run_dir / "config.json")
     keras.utils.set_random_seed(config.seed)
     distribution = data_distribution(config, entry.family)
@@ -153,10 +288,18 @@ def train(
     # family's callbacks score them and the checkpoint saves them.
     averaging = [SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []
     callbacks = [
+        StopOnNonFiniteLoss(
+            "Lower the learning rate, or set clip_norm (gradient clipping)."
+        ),
         *averaging,
         # Next: a family's callbacks may add the metric the checkpoint and early stopping watch.
         *family.callbacks(model, config),
-        keras.callbacks.BackupAndRestore(str(runs_dir / name / "backup")),
+        keras.callbacks.BackupAndRestore(str(state.backup_dir)),
+        keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: state.save(
+                run_dir, state.earlier_seconds + time.time() - started
+            )
+        ),
         keras.callbacks.ModelCheckpoint(
             str(best_weights),
             monitor=monitor,
@@ -165,7 +308,6 @@ def train(
             save_weights_only=True,
         ),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
     ]
     if config.learning_rate_schedule != "constant":
         callbacks.append(
@@ -179,20 +321,28 @@ def train(
                 monitor=monitor, mode="max", patience=config.early_stopping_patience
             )
         )
-    history = model.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch or None,
-        callbacks=callbacks,
-        verbose=int(os.environ.get("ZOO_VERBOSE", "1")),
-    )
+    # Last, so that it logs what the others add (the learning rate): the run's full history.
+    callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=state.resumed))
+    try:
+        model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=config.epochs,
+            steps_per_epoch=config.steps_per_epoch or None,
+            callbacks=callbacks,
+            verbose=int(os.environ.get("ZOO_VERBOSE", "1")),
+        )
+    except TrainingError:
+        state.discard()  # The same config would diverge again from its backup.
+        best_weights.unlink(missing_ok=True)
+        raise
+    finally:
+        keras.distribution.set_distribution(None)  # Saving and evaluation run on one device.
     if best_weights.exists():
         model.load_weights(best_weights)
-    keras.distribution.set_distribution(None)  # Saving and evaluation run on one device.
-    training_seconds = time.time() - started
+    training_seconds = state.earlier_seconds + time.time() - started
 
-    history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
+    history_dict = read_history(run_dir / "history.csv")
     plot_training_curves(history_dict, run_dir / "curves.png", title=f"{name}: {config.cell}")
     scores = history_dict[monitor]
     best_epoch = (
@@ -201,32 +351,29 @@ def train(
     training = {
         "entry": name,
         "config": config_to_dict(config),
-        "epochs_run": len(history_dict[monitor]),
+        "epochs_run": len(scores),
         "best_epoch": best_epoch + 1,
         "epoch_selection": "best validation score" if selects_epoch else "last epoch",
-        f"best_{monitor}": history_dict[monitor][best_epoch],
+        f"best_{monitor}": scores[best_epoch],
         "history": history_dict,
         "training_wall_seconds": round(training_seconds, 1),
+        "resumed": state.resumed,
         "run_dir": os.path.relpath(run_dir, ROOT),
         **facts_at_start,
     }
     save_model_atomically(model, run_dir / "model.keras")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "model.keras", output_dir / ".model.keras.partial")
-    os.replace(output_dir / ".model.keras.partial", output_dir / "model.keras")
-    (output_dir / "training.json").write_text(json.dumps(training, indent=2) + "\n")
-    shutil.copyfile(run_dir / "curves.png", output_dir / "curves.png")
+    (run_dir / "training.json").write_text(json.dumps(training, indent=2) + "\n")
     if not evaluate:
         return training
-    metrics = evaluate_model(name, output_dir=output_dir, config=config)
-    if config.quantize == "none":
-        return metrics
-    # Quantize, measure the quantized model too, and ship it if the metric holds.
-    return quantize_saved_model(
-        name,
-        output_dir,
-        config.quantize,
-        config=config,
-        float_metrics=metrics,
-        command=f'make train-{name} SET="quantize={config.quantize}" (config in metrics.json)',
-    )
+    metrics = evaluate_model(name, output_dir=run_dir, config=config)
+    if config.quantize != "none":
+        # Quantize, measure the quantized model too, and keep it if the metric holds.
+        metrics = quantize_saved_model(
+            name,
+            run_dir,
+            config.quantize,
+            config=config,
+            float_metrics=metrics,
+            command=f'make train-{name} SET="quantize={config.quantize}" (config in metrics.json)',
+        )
+    return {**metrics, "run_dir": str(run_dir)}
