@@ -13,6 +13,8 @@ URL = "https://raw.githubusercontent.com/monologg/JointBERT/master/data/atis"
 SPLITS = ("train", "dev", "test")
 # Per split: the utterances (whitespace tokens), their BIO slot tags and their intents.
 TOKENS_FILE, TAGS_FILE, INTENT_FILE = "seq.in", "seq.out", "label"
+# Utterances per split in JointBERT's files: a cut file is refused before anything is cached.
+SPLIT_SIZES = {"train": 4478, "dev": 500, "test": 893}
 
 CITATION = """@inproceedings{hemphill-etal-1990-atis,
   title     = {The {ATIS} Spoken Language Systems Pilot Corpus},
@@ -45,30 +47,39 @@ class Atis(tfds.core.GeneratorBasedBuilder):
             ),
             homepage="https://github.com/monologg/JointBERT",
             citation=CITATION,
+            # Which files the data was built from (pipelines/mirror.py checks it).
+            metadata=tfds.core.MetadataDict(),
             # Keep the files' order: reproducible runs, and CoNLL's sentences stay in documents.
             disable_shuffling=True,
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         def fetch(split, name):
-            return mirror.fetch(dl_manager, "atis", f"{split}/{name}", f"{URL}/{split}/{name}")
+            return mirror.fetch(
+                self, dl_manager, "atis", f"{split}/{name}", f"{URL}/{split}/{name}"
+            )
 
+        # Every file is fetched and verified before any split is generated.
         return {
             split: self._generate_examples(
-                fetch(split, TOKENS_FILE), fetch(split, TAGS_FILE), fetch(split, INTENT_FILE)
+                split, fetch(split, TOKENS_FILE), fetch(split, TAGS_FILE), fetch(split, INTENT_FILE)
             )
             for split in SPLITS
         }
 
-    def _generate_examples(self, tokens_path, tags_path, intent_path):
-        yield from enumerate(read_atis_files(tokens_path, tags_path, intent_path))
+    def _generate_examples(self, split, tokens_path, tags_path, intent_path):
+        examples = read_atis_files(tokens_path, tags_path, intent_path)
+        mirror.check_split_size(
+            "ATIS", split, len(examples), SPLIT_SIZES[split], "utterances", tokens_path
+        )
+        yield from enumerate(examples)
 
 
 def read_atis_files(tokens_path, tags_path, intent_path) -> list[dict]:
     """Reads one split's seq.in / seq.out / label files into examples.
 
     Raises:
-        ValueError: the files have different numbers of lines, or a line's tokens and tags
+        DataError: the files have different numbers of lines, or a line's tokens and tags
             differ in number.
     """
     columns = []
@@ -76,7 +87,7 @@ def read_atis_files(tokens_path, tags_path, intent_path) -> list[dict]:
         with tf.io.gfile.GFile(str(path), "r") as file:
             columns.append(file.read().splitlines())
     if len({len(column) for column in columns}) != 1:
-        raise ValueError(
+        raise mirror.DataError(
             f"ATIS files {tokens_path}, {tags_path} and {intent_path} have different numbers "
             f"of lines: {', '.join(str(len(column)) for column in columns)}."
         )
@@ -84,7 +95,7 @@ def read_atis_files(tokens_path, tags_path, intent_path) -> list[dict]:
     for line_number, (utterance, tag_line, intent) in enumerate(zip(*columns), start=1):
         tokens, tags = utterance.split(), tag_line.split()
         if len(tokens) != len(tags):
-            raise ValueError(
+            raise mirror.DataError(
                 f"{tags_path}:{line_number}: {len(tags)} tags for {len(tokens)} tokens."
             )
         examples.append(

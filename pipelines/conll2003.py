@@ -13,6 +13,8 @@ from pipelines import mirror
 
 # The official files: train, development (testa) and test (testb).
 SPLIT_FILES = {"train": "eng.train", "dev": "eng.testa", "test": "eng.testb"}
+# Sentences per split: a cut file is refused before anything is cached.
+SPLIT_SIZES = {"train": 14041, "dev": 3250, "test": 3453}
 TAG_NAMES = ("O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER")
 
 CITATION = """@inproceedings{tjong-kim-sang-de-meulder-2003-introduction,
@@ -45,7 +47,7 @@ def read_conll_file(path) -> list[dict]:
     sentence carries as "document".
 
     Raises:
-        ValueError: a line does not have four columns.
+        DataError: a line does not have four columns.
     """
     sentences, tokens, tags = [], [], []
     document = -1
@@ -71,7 +73,7 @@ def read_conll_file(path) -> list[dict]:
                 document += bool(columns)
                 continue
             if len(columns) != 4:
-                raise ValueError(
+                raise mirror.DataError(
                     f"{path}:{line_number}: expected 4 columns (token POS chunk NER), "
                     f"got {len(columns)}: {line.strip()!r}."
                 )
@@ -108,33 +110,50 @@ class Conll2003(tfds.core.GeneratorBasedBuilder):
             ),
             homepage="https://www.clips.uantwerpen.be/conll2003/ner/",
             citation=CITATION,
+            # Which files the data was built from (pipelines/mirror.py checks it).
+            metadata=tfds.core.MetadataDict(),
             # Keep the files' order: reproducible runs, and CoNLL's sentences stay in documents.
             disable_shuffling=True,
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        return {
-            split: self._generate_examples(conll_file(dl_manager, filename))
+        # Every file is found and verified before any split is generated.
+        paths = {
+            split: mirror.use_file(
+                self,
+                f"conll2003/{filename}",
+                conll_file(dl_manager, filename),
+                "Put the original file there again.",
+            )
             for split, filename in SPLIT_FILES.items()
         }
+        return {split: self._generate_examples(split, path) for split, path in paths.items()}
 
-    def _generate_examples(self, path):
-        yield from enumerate(read_conll_file(path))
+    def _generate_examples(self, split, path):
+        sentences = read_conll_file(path)
+        mirror.check_split_size(
+            "CoNLL-2003", split, len(sentences), SPLIT_SIZES[split], "sentences", path
+        )
+        yield from enumerate(sentences)
 
 
 def conll_file(dl_manager: tfds.download.DownloadManager, filename: str) -> Path:
-    """The mirror's copy of `filename`, else the one in TFDS's manual folder."""
+    """The mirror's copy of `filename`, else the one in TFDS's manual folder.
+
+    Raises:
+        MissingDataError: the file is in neither.
+    """
     path = mirror.mirror_file("conll2003", filename)
     if path is not None:
         return path
     try:
         path = Path(dl_manager.manual_dir) / filename
-    except (AssertionError, ValueError, OSError) as error:  # TFDS: no manual folder.
-        raise FileNotFoundError(
+    except (AssertionError, ValueError, OSError):  # TFDS: no manual folder.
+        raise mirror.MissingDataError(
             f"CoNLL-2003 file {filename} not found. {Conll2003.MANUAL_DOWNLOAD_INSTRUCTIONS}"
-        ) from error
+        ) from None
     if not os.path.exists(path):
-        raise FileNotFoundError(
+        raise mirror.MissingDataError(
             f"CoNLL-2003 file {path} not found. {Conll2003.MANUAL_DOWNLOAD_INSTRUCTIONS}"
         )
     return path

