@@ -41,6 +41,7 @@ from tests.helpers.serving import (
 )
 from tests.helpers.smoke import MAX_SMOKE_PARAMETERS, NORMAL_TEXTS, smoke_model
 from zoo.errors import ZooError
+from zoo.family import MAX_SERVED_BATCH
 from zoo.registry import get_entry
 
 ENTRIES = zoo.list_entries()
@@ -56,8 +57,8 @@ ONE_MEGABYTE = "word " * 200_000
 # for any sentence); a str, that it gets a `zoo.ZooError` (an `InputError`) instead: one line
 # that names what was wrong (this pattern) and what is accepted (strings).
 BAD_INPUTS = [
-    # Text that tokenizes to nothing: the text classifier reads one OOV token, a tagger tags
-    # zero tokens.
+    # Text that tokenizes to nothing gets the empty answer: no label, intent or tag, and
+    # probability 0 (test_empty_text_gets_no_answer_and_cut_text_says_so).
     ("empty_string", "", 1),
     ("whitespace_only", " \t\n ", 1),
     ("empty_and_whitespace", ["", "   "], 2),
@@ -86,6 +87,8 @@ SERVE_CASES = {
     "invalid_utf8_bytes": [b"\xff\xfe\xfd", b"ok \xc3"],
     "one_megabyte": [ONE_MEGABYTE],
     "not_strings": None,
+    # One text more than a request may hold: refused with a clear error, not served unbounded.
+    "over_max_batch": ["word"] * (MAX_SERVED_BATCH + 1),
 }
 
 
@@ -196,6 +199,22 @@ def test_predict_records_answers_odd_inputs_or_says_what_is_accepted(name, case,
         assert_json_records(records, answer)
 
 
+@pytest.mark.parametrize("name", ENTRIES)
+def test_empty_text_gets_no_answer_and_cut_text_says_so(name):
+    records = get_entry(name).family.predict_records(
+        smoke_model(name), ["", " \t\n ", ONE_MEGABYTE, "Boston"]
+    )
+    empty, whitespace, cut, word = records
+    for record in (empty, whitespace):
+        assert record["num_tokens"] == 0 and record["truncated"] is False, record
+        for key, value in record.items():
+            # No label, intent or tag, and no confidence in one.
+            if isinstance(value, str) or key.endswith("probability"):
+                assert value in ("", 0.0, []), (key, value)
+    assert cut["truncated"] is True and cut["num_tokens"] > 0
+    assert word["truncated"] is False and word["num_tokens"] == 1
+
+
 @requires_tensorflow
 @pytest.mark.parametrize("name", ENTRIES)
 def test_saved_model_serves_without_keras_like_predict_records(name, served):
@@ -207,8 +226,10 @@ def test_saved_model_serves_without_keras_like_predict_records(name, served):
     results = answer["results"]
     assert "error" in results["not_strings"], "the signature must reject non-string inputs"
     model, family = smoke_model(name), get_entry(name).family
+    refused = results["over_max_batch"].get("error", "")
+    assert f"at most {family.max_batch_size} texts" in refused, refused
     for case, texts in SERVE_CASES.items():
-        if texts is None:
+        if texts is None or case == "over_max_batch":
             continue
         assert "error" not in results[case], f"{case!r}: {results[case].get('error')}"
         outputs = results[case]["outputs"]

@@ -59,8 +59,8 @@ def test_quantized_model_round_trips_through_a_keras_file(name, tmp_path):
     model = quantized(name)
     layers = quantized_layers(model)
     # The word and character embeddings and the dense output layers; RNN and CRF stay float.
-    assert "token_embedding" in layers and set(layers.values()) == {"int8"}
-    assert not any(path.startswith("encoder/") or path == "crf" for path in layers)
+    assert "backbone/token_embedding" in layers and set(layers.values()) == {"int8"}
+    assert not any(path.startswith("backbone/encoder") or path == "crf" for path in layers)
     assert model.get_config()["dtype"]["class_name"] == "DTypePolicyMap"
     path = tmp_path / "model.keras"
     model.save(path)
@@ -69,7 +69,7 @@ def test_quantized_model_round_trips_through_a_keras_file(name, tmp_path):
     for loaded in (keras.saving.load_model(path), zoo.load(name, path)):
         assert quantized_layers(loaded) == layers and weights_dtype(loaded) == "int8"
         dtypes = {variable.path: variable.dtype for variable in loaded.weights}
-        assert dtypes["token_embedding/embeddings"] == "int8"
+        assert dtypes["backbone/token_embedding/embeddings"] == "int8"
         assert as_json(loaded.get_config()) == as_json(model.get_config())
         assert_same_outputs(loaded.predict(inputs, verbose=0), expected)
 

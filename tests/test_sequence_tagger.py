@@ -1,6 +1,7 @@
 """The sequence tagger, its preprocessor and its config, on tiny hand-made vocabularies."""
 
 import dataclasses
+import inspect
 import os
 import tempfile
 import textwrap
@@ -15,7 +16,9 @@ from tests.conftest import run_on_jax
 from tests.tagging_fixtures import TINY_TAGGER
 from zoo.config import resolve_config
 from zoo.errors import ConfigError, InputError, UnknownEntryError
+from zoo.layers import RecurrentBackbone
 from zoo.layers.character_encoder import CharacterEncoder
+from zoo.layers.recurrent_backbone import STACK_ARGUMENTS
 from zoo.models.sequence_tagger import SequenceTaggerConfig
 from zoo.models.sequence_tagger.sequence_tagger import SequenceTagger
 from zoo.models.sequence_tagger.sequence_tagger_preprocessor import (
@@ -55,7 +58,18 @@ def tiny_tagger(**overrides) -> SequenceTagger:
         "num_layers": 2,
         **overrides,
     }
-    return SequenceTagger(preprocessor=preprocessor, **config)
+    return SequenceTagger(backbone_of(config), preprocessor=preprocessor, **config)
+
+
+BACKBONE_KEYS = (
+    *inspect.signature(RecurrentBackbone).parameters.keys() - {"kwargs"},
+    *(set(STACK_ARGUMENTS) - {"return_sequences"}),
+)
+
+
+def backbone_of(config):
+    """Takes the backbone's arguments out of `config`; returns the backbone."""
+    return RecurrentBackbone(**{key: config.pop(key) for key in BACKBONE_KEYS if key in config})
 
 
 @pytest.mark.parametrize(
@@ -106,7 +120,9 @@ def test_casing_classes_tell_what_lower_cased_word_ids_lose():
     np.testing.assert_array_equal(features["casing_ids"].numpy(), [[6, 2, 5], [4, 0, 0]])
     assert "casing_ids" not in tiny_tagger().preprocessor(tf.constant(["to"]))
     with pytest.raises(ValueError, match="casing_ids"):
-        SequenceTagger(preprocessor=tiny_tagger().preprocessor, vocabulary_size=5, casing_dim=2)
+        SequenceTagger(
+            RecurrentBackbone(5, 4), preprocessor=tiny_tagger().preprocessor, casing_dim=2
+        )
 
 
 def test_preprocessor_errors_are_clear():
@@ -209,7 +225,11 @@ def test_config_validation_and_build():
         zoo.build("nerr")
     model = zoo.build("ner", **{**TINY_TAGGER, "cell": "peephole_lstm", "head": "softmax"})
     assert isinstance(model, SequenceTagger) and model.intent_names is None
-    assert (model.cell, model.head, len(model.tag_names)) == ("peephole_lstm", "softmax", 9)
+    assert (model.backbone.cell, model.head, len(model.tag_names)) == (
+        "peephole_lstm",
+        "softmax",
+        9,
+    )
     features = {"token_ids": np.array([[2, 3, 0]]), "character_ids": np.ones((1, 3, 8), "int32")}
     assert model.predict(features, verbose=0)["tag_scores"].shape == (1, 3, 9)
     slots = zoo.build("slots", **TINY_TAGGER)
@@ -307,7 +327,9 @@ def test_training_drops_singletons_to_oov_and_can_freeze_the_embeddings(tmp_path
     )
     model = family.prepare_model(config, tmp_path)
     words = ["<padding>", "<oov>", *model.preprocessor.get_vocabulary()]
-    singletons = family._singletons(family._examples(model, "train", config), model.vocabulary_size)
+    singletons = family._singletons(
+        family._examples(model, "train", config), model.backbone.vocabulary_size
+    )
     assert sorted(words[i] for i in np.flatnonzero(singletons.numpy())) == ["boston", "denver"]
 
     def training_words(**overrides):
@@ -325,13 +347,13 @@ def test_training_drops_singletons_to_oov_and_can_freeze_the_embeddings(tmp_path
     assert sorted(dropped) == ["<oov>"] * 2 + ["flights"] * 3 + ["to"] * 3
 
     # train_embeddings=false: a training step leaves the word vectors as they were.
-    assert not model.token_embedding.trainable
+    assert not model.backbone.token_embedding.trainable
     family.compile(model, config)
-    embeddings = model.token_embedding.embeddings.numpy().copy()
+    embeddings = model.backbone.token_embedding.embeddings.numpy().copy()
     tag_kernel = model.tag_scores.kernel.numpy().copy()
     train, _ = family.training_data(model, config)
     model.fit(train, epochs=1, verbose=0)
-    np.testing.assert_array_equal(model.token_embedding.embeddings.numpy(), embeddings)
+    np.testing.assert_array_equal(model.backbone.token_embedding.embeddings.numpy(), embeddings)
     assert not np.allclose(model.tag_scores.kernel.numpy(), tag_kernel)  # The rest trained.
 
 
@@ -388,7 +410,7 @@ def test_iobes_marks_span_ends_and_maps_back_to_iob2_token_by_token():
     ]
     with pytest.raises(ValueError, match="Not an IOB2 tag"):
         iobes_tag_names(("O", "S-LOC"))
-    tagger = SequenceTagger(vocabulary_size=5, tag_names=names, tag_scheme="iobes", units=4)
+    tagger = SequenceTagger(RecurrentBackbone(5, 4, units=4), tag_names=names, tag_scheme="iobes")
     assert tagger.output_tag_names == ["O"] + ["B-LOC", "I-LOC", "I-LOC", "B-LOC"] + [
         "B-MISC",
         "I-MISC",
@@ -396,7 +418,7 @@ def test_iobes_marks_span_ends_and_maps_back_to_iob2_token_by_token():
         "B-MISC",
     ]
     with pytest.raises(ValueError, match="tag_scheme must be one of"):
-        SequenceTagger(vocabulary_size=5, tag_names=names, tag_scheme="bilou")
+        SequenceTagger(RecurrentBackbone(5, 4), tag_names=names, tag_scheme="bilou")
 
 
 def test_a_tagger_trained_in_iobes_predicts_and_serves_iob2_tags():

@@ -178,7 +178,7 @@ def test_exported_saved_model_serves_with_tensorflow_alone(trained, tmp_path):
     assert served["inputs"] == {"text": ["string", [None]]}
     assert lines[1].startswith("REJECTED") and "string" in lines[1]
     outputs = served["outputs"]
-    expected_keys = {"tokens", "tags", "tag_probability", "num_tokens"}
+    expected_keys = {"tokens", "tags", "tag_probability", "num_tokens", "truncated"}
     if name == "slots":
         expected_keys |= {"intent", "intent_probability"}
     assert set(outputs) == expected_keys
@@ -188,6 +188,7 @@ def test_exported_saved_model_serves_with_tensorflow_alone(trained, tmp_path):
     records = get_entry(name).family.predict_records(model, [t.encode("latin-1") for t in texts])
     assert outputs["num_tokens"][1] == 0 and set(outputs["tags"][1]) == {""}
     assert outputs["num_tokens"][2] == model.preprocessor.sequence_length  # cut, and says so
+    assert outputs["truncated"][2] is True and outputs["truncated"][0] is False
     for row, record in enumerate(records):
         length = outputs["num_tokens"][row]
         assert outputs["tokens"][row][:length] == record["tokens"]
@@ -234,11 +235,9 @@ def test_cli_predict_prints_one_json_record_per_sentence(trained):
         "tags": [],
         "tag_probability": [],
         "num_tokens": 0,
-        **(
-            {"intent": records[2]["intent"], "intent_probability": records[2]["intent_probability"]}
-            if name == "slots"
-            else {}
-        ),
+        "truncated": False,
+        # The empty answer: no intent, and no confidence in one.
+        **({"intent": "", "intent_probability": 0.0} if name == "slots" else {}),
     }
     assert len(records[0]["tags"]) == len(records[0]["tokens"]) > 3
     assert records[1]["tokens"][0] == "\ufffd\ufffd"

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 import zoo
 from tests.conftest import NEGATIVE, POSITIVE, TINY_SENTIMENT
+from zoo.layers import RecurrentBackbone
 from zoo.models.text_classifier import TextClassifierPreprocessor
 from zoo.models.text_classifier.text_classifier import TextClassifier
 
@@ -20,7 +21,11 @@ def tiny_classifier(**overrides) -> TextClassifier:
         **overrides,
     }
     preprocessor = TextClassifierPreprocessor(vocabulary=VOCABULARY, sequence_length=12)
-    return TextClassifier(preprocessor=preprocessor, **config)
+    pooling = config.pop("pooling", "max_mean")
+    backbone = RecurrentBackbone(
+        return_sequences=pooling != "last", spatial_embedding_dropout=True, **config
+    )
+    return TextClassifier(backbone, preprocessor=preprocessor, pooling=pooling)
 
 
 def test_preprocessor_adapts_to_a_list_and_gives_an_empty_batch_one_step():
@@ -64,5 +69,5 @@ def test_one_training_step_with_each_cell(cell):
 def test_build_gives_an_untrained_model_of_the_requested_architecture():
     model = zoo.build("sentiment", **{**TINY_SENTIMENT, "cell": "lstm", "num_layers": 2})
     assert isinstance(model, TextClassifier)
-    assert (model.cell, model.num_layers, model.units) == ("lstm", 2, 4)
+    assert (model.backbone.cell, model.backbone.num_layers, model.backbone.units) == ("lstm", 2, 4)
     assert model.predict(np.array([[2, 3, 0]]), verbose=0).shape == (1, 2)

@@ -33,8 +33,12 @@ def test_ship_replaces_the_set_and_refuses_a_worse_model(tmp_path):
     target = tmp_path / "shipped"
     ship(write_run(tmp_path / "runs" / "a", 0.8, b"first"), target)
     assert (target / "model.keras").read_bytes() == b"first"
-    assert set(model_files(target)) == {"model.keras", "metrics.json", "training.json",
-                                        "confusion.png"}
+    assert set(model_files(target)) == {
+        "model.keras",
+        "metrics.json",
+        "training.json",
+        "confusion.png",
+    }
     worse = write_run(tmp_path / "runs" / "b", 0.7, b"worse")
     with pytest.raises(ZooError, match="below the shipped model's 0.8000"):
         ship(worse, target)

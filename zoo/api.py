@@ -47,4 +47,14 @@ def load(name: str, path: str | Path | None = None) -> keras.Model:
         raise ZooError(
             f"No pretrained model for '{name}' at {path}. Train one with `make train-{name}`."
         )
-    return keras.saving.load_model(path, compile=False)
+    entry = get_entry(name)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a corrupt, cut or foreign file.
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ZooError(
+            f"Cannot load {path} as a Keras model ({type(error).__name__}: {reason[:200]}). "
+            f"Is it a complete .keras file written by `make train-{name}`?"
+        ) from error
+    entry.family.check_model(model, path)
+    return model

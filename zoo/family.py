@@ -9,8 +9,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, ZooError
 from zoo.task import as_string_batch
+
+# The most texts one served request may hold. The served graph refuses more with a clear
+# error instead of growing without bound (5,000 reviews took 22 GB); batch larger workloads
+# on the client, or let TF Serving's batching (README) split and merge requests.
+MAX_SERVED_BATCH = 256
 
 
 def records(outputs: dict[str, tf.Tensor]) -> list[dict]:
@@ -39,6 +44,8 @@ def json_ready(value):
         return [json_ready(item) for item in value]
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
@@ -54,6 +61,18 @@ class Family(abc.ABC):
     metric: str = ""
     #: Whether `distribute=data_parallel` can train it (batches split over the devices).
     data_parallel: bool = True
+    #: The model class `build` returns (what `check_model` expects of a loaded file).
+    model_class: type = keras.Model
+    #: The most texts a served request may hold.
+    max_batch_size: int = MAX_SERVED_BATCH
+
+    def check_model(self, model, source) -> None:
+        """Raises ZooError when `model` (loaded from `source`) is not one of this family's."""
+        if not isinstance(model, self.model_class):
+            raise ZooError(
+                f"{source} holds a {type(model).__name__}, not a {self.model_class.__name__}: "
+                "it is another entry's model."
+            )
 
     @abc.abstractmethod
     def build(self, config) -> keras.Model:
@@ -93,6 +112,13 @@ class Family(abc.ABC):
         """A function of raw tf.string inputs returning a dict of named outputs."""
 
         def serve(text):
+            check = tf.debugging.assert_less_equal(
+                tf.shape(text)[0],
+                self.max_batch_size,
+                message=f"A request holds at most {self.max_batch_size} texts; split it",
+            )
+            with tf.control_dependencies([check]):
+                text = tf.identity(text)
             return self.postprocess(model, text, model(model.preprocessor(text), training=False))
 
         return serve

@@ -80,7 +80,9 @@ def model_files(folder: Path) -> dict[str, Path]:
     """The files of the model in `folder` that ship together (those that exist)."""
     folder = Path(folder)
     metrics_path = folder / "metrics.json"
-    figures = json.loads(metrics_path.read_text()).get("figures", []) if metrics_path.exists() else []
+    figures = (
+        json.loads(metrics_path.read_text()).get("figures", []) if metrics_path.exists() else []
+    )
     names = [*MODEL_FILES, *(Path(figure).name for figure in figures or [])]
     return {name: folder / name for name in dict.fromkeys(names) if (folder / name).exists()}
 

@@ -182,8 +182,27 @@ class Task(keras.Model):
             tf.data.AUTOTUNE
         )
 
+    def _check_preprocessed(self, x) -> None:
+        """Refuses preprocessed inputs that cannot be token ids: floats, or no example at all."""
+        for value in x.values() if isinstance(x, dict) else [x]:
+            if isinstance(value, tf.data.Dataset):
+                continue
+            dtype = keras.backend.standardize_dtype(getattr(value, "dtype", "float32"))
+            shape = tuple(getattr(value, "shape", ()))
+            if not shape or shape[0] == 0:
+                raise InputError(
+                    f"{type(self).__name__} got no example (shape {shape}); pass at least one."
+                )
+            if not ("int" in dtype or dtype == "bool"):
+                raise InputError(
+                    f"{type(self).__name__} takes raw strings or integer token ids; got an "
+                    f"array of {dtype} with shape {shape}."
+                )
+
     def predict(self, x, batch_size=None, **kwargs):
         """Predicts from raw inputs (strings) or from preprocessed tensors."""
+        if not self._is_raw(x):
+            self._check_preprocessed(x)
         if self._is_raw(x):
             if not isinstance(x, tf.data.Dataset):
                 x = tf.data.Dataset.from_tensor_slices(as_string_batch(x)).batch(

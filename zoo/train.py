@@ -288,9 +288,7 @@ def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> di
     # family's callbacks score them and the checkpoint saves them.
     averaging = [SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []
     callbacks = [
-        StopOnNonFiniteLoss(
-            "Lower the learning rate, or set clip_norm (gradient clipping)."
-        ),
+        StopOnNonFiniteLoss("Lower the learning rate, or set clip_norm (gradient clipping)."),
         *averaging,
         # Next: a family's callbacks may add the metric the checkpoint and early stopping watch.
         *family.callbacks(model, config),

@@ -3,6 +3,7 @@
 from zoo.layers.jordan_rnn_cell import JordanRNNCell
 from zoo.layers.masked_pooling import POOLINGS, MaskedPooling
 from zoo.layers.peephole_lstm_cell import PeepholeLSTMCell
+from zoo.layers.recurrent_backbone import RecurrentBackbone
 from zoo.layers.recurrent_stack import CELL_LAYERS, MERGE_MODES, RecurrentStack
 
 __all__ = [
@@ -12,5 +13,6 @@ __all__ = [
     "JordanRNNCell",
     "MaskedPooling",
     "PeepholeLSTMCell",
+    "RecurrentBackbone",
     "RecurrentStack",
 ]

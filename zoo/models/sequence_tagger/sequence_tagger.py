@@ -3,7 +3,7 @@ import tensorflow as tf
 from keras import ops
 
 from zoo.errors import InputError
-from zoo.layers import MaskedPooling, RecurrentStack
+from zoo.layers import MaskedPooling
 from zoo.layers.character_encoder import CharacterEncoder
 from zoo.layers.crf import CRF
 from zoo.models.sequence_tagger.sequence_tagger_preprocessor import CASING_CLASSES
@@ -33,8 +33,10 @@ class SequenceTagger(Task):
     where -1 marks an intent unknown to the model (left out of the loss, counted as wrong).
 
     Args:
+        backbone: RecurrentBackbone. Word embeddings and the recurrent stack (every recurrent
+            hyperparameter, the feature dropout and the dropout before the output layers live
+            there); the character (and casing) features are given to it beside the words'.
         preprocessor: SequenceTaggerPreprocessor or None. Maps raw sentences to the inputs.
-        vocabulary_size: int. Rows of the word embedding table (ids 0 and 1: padding, OOV).
         character_vocabulary_size: int. Rows of the character embedding table.
         max_word_length: int. Characters per token in `character_ids`.
         tag_names: list of str. The tag of each tag id ("O", "B-<type>", "I-<type>", and in
@@ -42,23 +44,13 @@ class SequenceTagger(Task):
         tag_scheme: str. "iob2" or "iobes": the scheme of `tag_names`. Outputs read as
             strings (`output_tag_names`) are IOB2 either way.
         intent_names: list of str or None. The intent of each intent id; None: no intent head.
-        embedding_dim: int. Width of the word embeddings.
         casing_dim: int. Width of an embedding of each token's casing class (the
             preprocessor's `casing_ids`) beside the lower-cased word's; 0: none.
         character_encoder: str. "cnn" or "bilstm" (see `CharacterEncoder`).
         character_embedding_dim: int. Width of the character embeddings.
         character_units: int. CNN filters, or LSTM units per direction.
         character_kernel_size: int. CNN window, in characters.
-        cell: str. Recurrent cell, any of `zoo.config.CELLS`.
-        units: int. Hidden size of each recurrent layer, per direction.
-        num_layers: int. Depth of the recurrent stack.
-        bidirectional: bool. Run every recurrent layer in both directions.
-        merge_mode: str. How directions combine ("concat", "sum", "mul", "ave").
         head: str. "crf" (linear-chain CRF) or "softmax" (independent per-token softmax).
-        embedding_dropout: float. Dropout on the concatenated word and character features.
-        dropout: float. Dropout on each recurrent layer's inputs and before the output layers.
-        recurrent_dropout: float. Dropout on recurrent states (slower: no fused kernels).
-        residual: bool. Residual connections between recurrent layers of equal width.
         intent_loss_weight: float. Weight of the intent loss against the tagging loss.
 
     Examples:
@@ -68,29 +60,19 @@ class SequenceTagger(Task):
 
     def __init__(
         self,
+        backbone,
         preprocessor=None,
-        vocabulary_size=20000,
         character_vocabulary_size=100,
         max_word_length=20,
         tag_names=("O",),
         tag_scheme="iob2",
         intent_names=None,
-        embedding_dim=100,
         casing_dim=0,
         character_encoder="cnn",
         character_embedding_dim=32,
         character_units=64,
         character_kernel_size=3,
-        cell="lstm",
-        units=128,
-        num_layers=2,
-        bidirectional=True,
-        merge_mode="concat",
         head="crf",
-        embedding_dropout=0.0,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        residual=False,
         intent_loss_weight=1.0,
         **kwargs,
     ):
@@ -106,12 +88,10 @@ class SequenceTagger(Task):
             )
         tag_names = list(tag_names)
         intent_names = list(intent_names) if intent_names else None
+        if not backbone.return_sequences:
+            raise ValueError("A tagger needs a backbone with return_sequences=True.")
         # === Layers ===
-        # No mask_zero: the concatenation with character features would turn the mask into
-        # all-True; the padding mask is computed from the token ids and passed explicitly.
-        self.token_embedding = keras.layers.Embedding(
-            vocabulary_size, embedding_dim, name="token_embedding"
-        )
+        self.backbone = backbone
         self.casing_embedding = (
             keras.layers.Embedding(CASING_CLASSES, casing_dim, name="casing_embedding")
             if casing_dim
@@ -125,21 +105,7 @@ class SequenceTagger(Task):
             kernel_size=character_kernel_size,
             name="character_encoder",
         )
-        self.token_features = keras.layers.Concatenate(name="token_features")
-        self.embedding_dropout = keras.layers.Dropout(embedding_dropout, name="embedding_dropout")
-        self.encoder = RecurrentStack(
-            cell=cell,
-            units=units,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            merge_mode=merge_mode,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            residual=residual,
-            return_sequences=True,
-            name="encoder",
-        )
-        self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
+        self.output_dropout = keras.layers.Dropout(backbone.dropout, name="output_dropout")
         self.tag_scores = keras.layers.Dense(len(tag_names), name="tag_scores")
         self.crf = CRF(len(tag_names), name="crf") if head == "crf" else None
         if intent_names:
@@ -153,13 +119,11 @@ class SequenceTagger(Task):
         )
         inputs = {"token_ids": token_ids, "character_ids": character_ids}
         mask = ops.not_equal(token_ids, 0)
-        features = [self.token_embedding(token_ids), self.character_encoder(character_ids)]
+        features = [self.character_encoder(character_ids)]
         if self.casing_embedding is not None:
             inputs["casing_ids"] = keras.Input(shape=(None,), dtype="int32", name="casing_ids")
             features.append(self.casing_embedding(inputs["casing_ids"]))
-        features = self.token_features(features)
-        encoded = self.encoder(self.embedding_dropout(features), mask=mask)
-        encoded = self.output_dropout(encoded)
+        encoded = self.output_dropout(self.backbone(token_ids, features=features))
         scores = self.tag_scores(encoded)
         if self.crf is not None:
             tag_ids = self.crf(scores, mask=mask)
@@ -177,28 +141,17 @@ class SequenceTagger(Task):
 
         # === Config ===
         self.preprocessor = preprocessor
-        self.vocabulary_size = vocabulary_size
         self.character_vocabulary_size = character_vocabulary_size
         self.max_word_length = max_word_length
         self.tag_names = tag_names
         self.tag_scheme = tag_scheme
         self.intent_names = intent_names
-        self.embedding_dim = embedding_dim
         self.casing_dim = casing_dim
         self.character_encoder_type = character_encoder
         self.character_embedding_dim = character_embedding_dim
         self.character_units = character_units
         self.character_kernel_size = character_kernel_size
-        self.cell = cell
-        self.units = units
-        self.num_layers = num_layers
-        self.bidirectional = bidirectional
-        self.merge_mode = merge_mode
         self.head = head
-        self.embedding_dropout_rate = embedding_dropout
-        self.dropout = dropout
-        self.recurrent_dropout = recurrent_dropout
-        self.residual = residual
         self.intent_loss_weight = intent_loss_weight
 
         # === Metrics ===
@@ -292,35 +245,26 @@ class SequenceTagger(Task):
     def get_config(self):
         return {
             **super().get_config(),  # With a quantized model's dtype policies.
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
             "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
-            "vocabulary_size": self.vocabulary_size,
             "character_vocabulary_size": self.character_vocabulary_size,
             "max_word_length": self.max_word_length,
             "tag_names": self.tag_names,
             "tag_scheme": self.tag_scheme,
             "intent_names": self.intent_names,
-            "embedding_dim": self.embedding_dim,
             "casing_dim": self.casing_dim,
             "character_encoder": self.character_encoder_type,
             "character_embedding_dim": self.character_embedding_dim,
             "character_units": self.character_units,
             "character_kernel_size": self.character_kernel_size,
-            "cell": self.cell,
-            "units": self.units,
-            "num_layers": self.num_layers,
-            "bidirectional": self.bidirectional,
-            "merge_mode": self.merge_mode,
             "head": self.head,
-            "embedding_dropout": self.embedding_dropout_rate,
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
-            "residual": self.residual,
             "intent_loss_weight": self.intent_loss_weight,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if isinstance(config.get("preprocessor"), dict):
-            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
+        for key in ("backbone", "preprocessor"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)

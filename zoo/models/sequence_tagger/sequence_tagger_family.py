@@ -17,8 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.transforms import bucket_by_length, pack_documents
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, ZooError
 from zoo.family import Family
+from zoo.layers import RecurrentBackbone
 from zoo.models.sequence_tagger.sequence_tagger import SequenceTagger
 from zoo.models.sequence_tagger.sequence_tagger_preprocessor import (
     SequenceTaggerPreprocessor,
@@ -84,6 +85,7 @@ class SequenceTaggerFamily(Family):
     """
 
     metric = "f1"
+    model_class = SequenceTagger
     # DevelopmentScore predicts dev batches of any size during fit, which DataParallel cannot
     # split evenly over the devices.
     data_parallel = False
@@ -123,11 +125,16 @@ class SequenceTaggerFamily(Family):
             tag_names = self.tag_names or UNTRAINED_TAGS
         if intent_names is None and self.with_intent:
             intent_names = UNTRAINED_INTENTS
+        backbone = RecurrentBackbone(
+            preprocessor.vocabulary_size if preprocessor.vocabulary else config.vocabulary_size,
+            config.embedding_dim,
+            embedding_dropout=config.embedding_dropout,
+            name="backbone",
+            **config.encoder_arguments(),
+        )
         return SequenceTagger(
+            backbone,
             preprocessor=preprocessor,
-            vocabulary_size=(
-                preprocessor.vocabulary_size if preprocessor.vocabulary else config.vocabulary_size
-            ),
             character_vocabulary_size=(
                 preprocessor.character_vocabulary_size
                 if preprocessor.characters
@@ -137,16 +144,13 @@ class SequenceTaggerFamily(Family):
             tag_names=tag_names,
             tag_scheme=config.tag_scheme,
             intent_names=intent_names,
-            embedding_dim=config.embedding_dim,
             casing_dim=config.casing_dim,
             character_encoder=config.character_encoder,
             character_embedding_dim=config.character_embedding_dim,
             character_units=config.character_units,
             character_kernel_size=config.character_kernel_size,
             head=config.head,
-            embedding_dropout=config.embedding_dropout,
             intent_loss_weight=config.intent_loss_weight,
-            **config.encoder_arguments(),
         )
 
     def selects_epoch(self, config) -> bool:
@@ -215,8 +219,8 @@ class SequenceTaggerFamily(Family):
                 seed=config.seed,
                 skipgram=config.word2vec_architecture == "skipgram",
             )
-            model.token_embedding.embeddings.assign(matrix)
-        model.token_embedding.trainable = config.train_embeddings
+            model.backbone.token_embedding.embeddings.assign(matrix)
+        model.backbone.token_embedding.trainable = config.train_embeddings
         return model
 
     def _unlabeled_words(self, preprocessor, config) -> list[list[str]]:
@@ -287,7 +291,7 @@ class SequenceTaggerFamily(Family):
         train = self._examples(model, "train", config).cache()
         singletons = None
         if config.singleton_dropout:
-            singletons = self._singletons(train, model.vocabulary_size)
+            singletons = self._singletons(train, model.backbone.vocabulary_size)
 
         def drop_words(features, labels):
             token_ids = features["token_ids"]
@@ -419,9 +423,12 @@ class SequenceTaggerFamily(Family):
 
         `tokens`, `tags` and `tag_probability` are (batch, time), right-padded: positions at
         and after a sentence's `num_tokens` hold "" and 0. Sentences longer than the model's
-        `sequence_length` tokens are cut; `num_tokens` and `tokens` say what was tagged.
+        `sequence_length` tokens are cut; `num_tokens` and `tokens` say what was tagged, and
+        `truncated` that tokens were left untagged. A sentence without a token gets no intent:
+        intent "" and intent_probability 0.
         """
         tokens = model.preprocessor.tokenize(text)
+        all_tokens = model.preprocessor.tokenize(text, cut=False).row_lengths()
         tag_ids = tf.cast(outputs["tag_ids"], tf.int32)
         batch_size = tf.shape(tag_ids, out_type=tf.int64)[0]
         length = tf.shape(tag_ids, out_type=tf.int64)[1]
@@ -434,14 +441,28 @@ class SequenceTaggerFamily(Family):
             "tags": tf.where(mask, tf.gather(tf.constant(model.output_tag_names), tag_ids), ""),
             "tag_probability": tf.cast(as_tf(probabilities), tf.float32),
             "num_tokens": tf.cast(tokens.row_lengths(), tf.int32),
+            "truncated": all_tokens > tokens.row_lengths(),
         }
         if model.intent_names:
+            empty = tf.equal(tokens.row_lengths(), 0)
             intent_probabilities = tf.nn.softmax(tf.cast(outputs["intent_logits"], tf.float32))
-            served["intent"] = tf.gather(
+            intents = tf.gather(
                 tf.constant(model.intent_names), tf.argmax(intent_probabilities, axis=-1)
             )
-            served["intent_probability"] = tf.reduce_max(intent_probabilities, axis=-1)
+            served["intent"] = tf.where(empty, "", intents)
+            served["intent_probability"] = tf.where(
+                empty, 0.0, tf.reduce_max(intent_probabilities, axis=-1)
+            )
         return served
+
+    def check_model(self, model, source) -> None:
+        super().check_model(model, source)
+        if bool(model.intent_names) != self.with_intent:
+            raise ZooError(
+                f"{source} holds a tagger {'with' if model.intent_names else 'without'} an "
+                f"intent head; this entry's has {'one' if self.with_intent else 'none'}: it is "
+                "another entry's model."
+            )
 
 
 def backend_tensor(value):

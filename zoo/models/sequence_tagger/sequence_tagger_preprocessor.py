@@ -198,14 +198,16 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
             if lookup is not None
         ]
 
-    def tokenize(self, text):
-        """Raw sentences (rank 1) -> tokens (tf.RaggedTensor), at most `sequence_length` each."""
+    def tokenize(self, text, cut=True):
+        """Raw sentences (rank 1) -> tokens (tf.RaggedTensor), at most `sequence_length` each
+        (all of them with `cut=False`)."""
         text = tf.convert_to_tensor(text)
         if text.dtype != tf.string:
             raise InputError(
                 f"SequenceTaggerPreprocessor expects strings, got a tensor of {text.dtype.name}."
             )
-        return tokenize_sentences(text, self.split_clitics)[:, : self.sequence_length]
+        tokens = tokenize_sentences(text, self.split_clitics)
+        return tokens[:, : self.sequence_length] if cut else tokens
 
     @staticmethod
     def normalize_words(tokens):
@@ -220,9 +222,7 @@ class SequenceTaggerPreprocessor(keras.layers.Layer):
                 "SequenceTaggerPreprocessor has no vocabulary: pass `vocabulary` and "
                 "`characters`, or train the model (which builds them from the data)."
             )
-        features = {
-            "token_ids": tf.cast(self.word_lookup(self.normalize_words(tokens)), tf.int32)
-        }
+        features = {"token_ids": tf.cast(self.word_lookup(self.normalize_words(tokens)), tf.int32)}
         if self.casing:
             features["casing_ids"] = casing_ids(tokens)
         if self.lowercase_characters:

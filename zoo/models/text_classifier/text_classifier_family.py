@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from pipelines.transforms import bucket_by_length
 from zoo.family import Family
+from zoo.layers import RecurrentBackbone
 from zoo.models.text_classifier.text_classifier import TextClassifier
 from zoo.models.text_classifier.text_classifier_preprocessor import TextClassifierPreprocessor
 from zoo.vocabulary import most_frequent_words, word2vec_matrix
@@ -28,6 +29,7 @@ class TextClassifierFamily(Family):
     """
 
     metric = "accuracy"
+    model_class = TextClassifier
 
     def __init__(
         self,
@@ -49,14 +51,20 @@ class TextClassifierFamily(Family):
             vocabulary_size = config.vocabulary_size
         else:
             vocabulary_size = preprocessor.vocabulary_size
-        return TextClassifier(
-            preprocessor=preprocessor,
-            vocabulary_size=vocabulary_size,
-            embedding_dim=config.embedding_dim,
-            pooling=config.pooling,
+        backbone = RecurrentBackbone(
+            vocabulary_size,
+            config.embedding_dim,
             embedding_dropout=config.embedding_dropout,
-            class_names=self.class_names,
+            spatial_embedding_dropout=True,
+            return_sequences=config.pooling != "last",
+            name="backbone",
             **config.encoder_arguments(),
+        )
+        return TextClassifier(
+            backbone,
+            preprocessor=preprocessor,
+            pooling=config.pooling,
+            class_names=self.class_names,
         )
 
     def _train_split(self, config) -> str:
@@ -88,7 +96,7 @@ class TextClassifierFamily(Family):
                 epochs=config.word2vec_epochs,
                 seed=config.seed,
             )
-            model.token_embedding.embeddings.assign(matrix)
+            model.backbone.token_embedding.embeddings.assign(matrix)
         return model
 
     def _batches(self, model, config, split: str, training: bool) -> tf.data.Dataset:
@@ -130,9 +138,20 @@ class TextClassifierFamily(Family):
         return {"accuracy": correct / total, "num_examples": total}
 
     def postprocess(self, model: TextClassifier, text, outputs) -> dict[str, tf.Tensor]:
-        """`label` (the most probable class's name) and `probability` (its softmax probability)."""
+        """`label` (the most probable class's name), `probability` (its softmax probability),
+        `num_tokens` (the words the model read) and `truncated` (whether the text had more
+        words than the model's `sequence_length`, which were not read).
+
+        A text without a word (empty, whitespace only) gets no answer: label "" and
+        probability 0.
+        """
         probabilities = tf.nn.softmax(tf.cast(outputs, tf.float32), axis=-1)
+        words = model.preprocessor.tokenize(text).row_lengths()
+        empty = tf.equal(words, 0)
+        labels = tf.gather(tf.constant(model.class_names), tf.argmax(probabilities, axis=-1))
         return {
-            "label": tf.gather(tf.constant(model.class_names), tf.argmax(probabilities, axis=-1)),
-            "probability": tf.reduce_max(probabilities, axis=-1),
+            "label": tf.where(empty, "", labels),
+            "probability": tf.where(empty, 0.0, tf.reduce_max(probabilities, axis=-1)),
+            "num_tokens": tf.cast(tf.minimum(words, model.preprocessor.sequence_length), tf.int32),
+            "truncated": words > model.preprocessor.sequence_length,
         }
