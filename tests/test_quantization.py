@@ -1,11 +1,14 @@
 """int8 weights (`model.quantize("int8")`): save / load, export, fine-tuning, the quantize step."""
 
+import io
 import json
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -233,3 +236,59 @@ def test_training_with_quantize_int8_measures_both_and_ships_one(imdb_fixture, m
     assert weights_dtype(zoo.load("sentiment", output / "model.keras")) == block["shipped"]
     # Evaluating the shipped file again keeps the comparison, which is still of this file.
     assert evaluate_model("sentiment", output_dir=output)["quantization"] == block
+
+
+def stored_weights(path) -> dict:
+    """{dataset path: (dtype name, bytes)} of a .keras file's weights."""
+    stored = {}
+    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as weights:
+        data = io.BytesIO(weights.read())
+    with h5py.File(data) as h5:
+        h5.visititems(
+            lambda name, item: (
+                stored.update({name: (item.dtype.name, item.nbytes)})
+                if isinstance(item, h5py.Dataset)
+                else None
+            )
+        )
+    return stored
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "peephole_lstm", "jordan"])
+def test_recurrent_matrices_are_stored_as_int8_and_load_as_computed(cell, tmp_path):
+    model = zoo.build(
+        "sentiment", vocabulary_size=40, embedding_dim=8, units=16, num_layers=2, cell=cell
+    )
+    token_ids = np.array([[2, 3, 4, 0], [5, 6, 7, 8]], dtype="int32")
+    float_outputs = model.predict(token_ids, verbose=0)
+    model.save(tmp_path / "float.keras")
+    model.quantize("int8")
+    stack = model.backbone.encoder
+    assert stack.weights_storage == "int8" and weights_dtype(model) == "int8"
+    quantized_outputs = model.predict(token_ids, verbose=0)
+    np.testing.assert_allclose(quantized_outputs, float_outputs, atol=2e-3)
+    for matrix in stack._matrices():  # Rounded in place: what the file will hold.
+        values = keras.ops.convert_to_numpy(matrix)
+        steps = values / (np.max(np.abs(values), axis=0) / 127.0)
+        np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
+    model.save(tmp_path / "int8.keras")
+    loaded = keras.saving.load_model(tmp_path / "int8.keras")
+    assert loaded.backbone.encoder.weights_storage == "int8"
+    np.testing.assert_array_equal(loaded.predict(token_ids, verbose=0), quantized_outputs)
+    stored = stored_weights(tmp_path / "int8.keras")
+    matrices = [name for name in stored if name.split("/")[-1].startswith("matrix_")]
+    assert matrices and {stored[name][0] for name in matrices} == {"int8", "float32"}  # scales
+    # No inner layer stores a float copy: recurrent float32 is biases (and peepholes) only.
+    before = stored_weights(tmp_path / "float.keras")
+    float_bytes = sum(size for name, (_, size) in before.items() if "encoder" in name)
+    int8_bytes = sum(size for name, (_, size) in stored.items() if "encoder" in name)
+    assert int8_bytes < 0.4 * float_bytes, (int8_bytes, float_bytes)  # 1/4, + scales, biases
+    # A loaded model fine-tunes (its float values) and saves again.
+    loaded.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    loaded.fit(token_ids, np.array([0, 1]), epochs=1, verbose=0)
+    loaded.save(tmp_path / "tuned.keras")
+    assert (
+        keras.saving.load_model(tmp_path / "tuned.keras").backbone.encoder.weights_storage == "int8"
+    )

@@ -69,16 +69,24 @@ def pad_to_multiple(features, multiple=PAD_MULTIPLE):
 
 
 def quantizable(layer) -> bool:
-    """Whether Keras's `quantize` handles `layer`: it implements it (Embedding, Dense, ...)."""
-    return type(layer).quantize is not keras.layers.Layer.quantize
+    """Whether Keras's `quantize` handles `layer`: it implements it (Embedding, Dense, ...)
+    and is not quantized yet."""
+    return type(layer).quantize is not keras.layers.Layer.quantize and not layer.quantization_mode
 
 
 def weights_dtype(model: keras.Model) -> str:
-    """The weights' type: "int8" (another quantization mode) if quantized, else "float32"."""
+    """The weights' type: "int8" (another quantization mode) if quantized, else "float32";
+    "int8, recurrent float32" when its layers are quantized but its recurrent stacks are not
+    (`RecurrentStack.quantize_storage`)."""
     # `_flatten_layers` is private; Keras has no public walk into nested layers, and keras-hub
     # uses the same (tests/test_private_keras_apis.py fails if it moves).
-    modes = {layer.quantization_mode for layer in model._flatten_layers(include_self=False)}
-    return "+".join(sorted(mode for mode in modes if mode)) or "float32"
+    layers = list(model._flatten_layers(include_self=False))
+    modes = {layer.quantization_mode for layer in layers}
+    dtype = "+".join(sorted(mode for mode in modes if mode)) or "float32"
+    storages = {getattr(layer, "weights_storage", None) for layer in layers} - {None}
+    if dtype != "float32" and "float32" in storages:
+        return f"{dtype}, recurrent float32"
+    return dtype
 
 
 class Task(keras.Model):
@@ -129,8 +137,14 @@ class Task(keras.Model):
 
     def quantize(self, mode=None, config=None, filters=None, **kwargs):
         """Keras's `Model.quantize`, by default on the layers that implement it only (Keras
-        warns about every other layer)."""
+        warns about every other layer); with "int8", recurrent stacks then store their weight
+        matrices as int8 too (`RecurrentStack.quantize_storage`)."""
         super().quantize(mode, config=config, filters=filters or quantizable, **kwargs)
+        if mode == "int8" and filters is None:
+            # Keras quantizes leaf layers only; recurrent stacks store their matrices as int8.
+            for layer in self._flatten_layers(include_self=False):
+                if hasattr(layer, "quantize_storage") and layer.weights_storage == "float32":
+                    layer.quantize_storage("int8")
 
     def get_config(self):
         """`name` and `trainable`; for a quantized model also `dtype` (and `quantization_config`)."""

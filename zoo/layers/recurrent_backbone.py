@@ -18,6 +18,7 @@ STACK_ARGUMENTS = (
     "return_sequences",
     "return_state",
     "implementation",
+    "weights_storage",
 )
 
 
@@ -42,7 +43,7 @@ class RecurrentBackbone(keras.layers.Layer):
         name: str. "backbone" unless given: its weights are under `backbone/`.
         **kwargs: the `RecurrentStack`'s arguments (`cell`, `units`, `num_layers`,
             `bidirectional`, `merge_mode`, `dropout`, `recurrent_dropout`, `residual`,
-            `return_sequences`, `return_state`, `implementation`), which the backbone also
+            `return_sequences`, `return_state`, `implementation`, `weights_storage`), which the backbone also
             exposes as attributes; other Keras layer arguments.
 
     Call arguments:

@@ -1,6 +1,8 @@
 import functools
+import types
 
 import keras
+import numpy as np
 
 from zoo.layers import fused_rnn
 from zoo.layers.jordan_rnn_cell import JordanRNNCell
@@ -37,6 +39,34 @@ CELL_LAYERS = {
     "gru_cho": functools.partial(keras.layers.GRU, reset_after=False),
 }
 MERGE_MODES = ("concat", "sum", "mul", "ave")
+# How a stack's weight matrices are stored in .keras files: as they are, or as int8 values with
+# one float32 scale per output column (`RecurrentStack.quantize_storage`).
+WEIGHTS_STORAGES = ("float32", "int8")
+
+
+def int8_columns(matrix):
+    """A (rows, columns) float matrix -> (int8 values, float32 scale per column), the scale
+    mapping each column's largest magnitude to 127 (symmetric abs-max, as Keras's int8)."""
+    matrix = np.asarray(matrix, dtype="float32")
+    scale = np.max(np.abs(matrix), axis=0) / 127.0
+    scale = np.where(scale > 0, scale, 1.0).astype("float32")
+    return np.clip(np.round(matrix / scale), -127, 127).astype("int8"), scale
+
+
+def _save_other_variables(layer, store, stored_elsewhere):
+    """A layer's `save_own_variables` that leaves out the variables its stack stores
+    (`stored_elsewhere()` lists them)."""
+    skipped = {id(variable) for variable in stored_elsewhere()}
+    for index, variable in enumerate(layer._trainable_variables + layer._non_trainable_variables):
+        if id(variable) not in skipped:
+            store[f"{index}"] = variable
+
+
+def _load_other_variables(layer, store, stored_elsewhere):
+    skipped = {id(variable) for variable in stored_elsewhere()}
+    for index, variable in enumerate(layer._trainable_variables + layer._non_trainable_variables):
+        if id(variable) not in skipped:
+            variable.assign(store[f"{index}"])
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -69,6 +99,10 @@ class RecurrentStack(keras.layers.Layer):
         return_sequences: bool. Return all steps of the last layer, else its final state.
         return_state: bool. Return `(outputs, final_states)`, `final_states` a list with one
             list of states per layer (the layout of `initial_state`), instead of `outputs`.
+        weights_storage: str. "float32", or "int8": the weight matrices (kernels and
+            recurrent kernels) are stored in .keras files as int8 with a float32 scale per
+            output column and computed with in float32 as loaded (`quantize_storage`; biases
+            and peephole weights stay float32).
         implementation: str. How LSTM layers run on the JAX backend: "auto" (fused cuDNN
             kernels with per-sequence lengths on a GPU, see `zoo.layers.fused_rnn`; the Keras
             layers elsewhere), "keras" (always the Keras layers), "cudnn" or "reference" (the
@@ -106,9 +140,15 @@ class RecurrentStack(keras.layers.Layer):
         return_sequences=True,
         return_state=False,
         implementation="auto",
+        weights_storage="float32",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if weights_storage not in WEIGHTS_STORAGES:
+            raise ValueError(
+                f"weights_storage must be one of {', '.join(WEIGHTS_STORAGES)}; "
+                f"got {weights_storage!r}."
+            )
         if cell not in CELL_LAYERS:
             raise ValueError(f"cell must be one of {', '.join(CELL_LAYERS)}; got {cell!r}.")
         if merge_mode not in MERGE_MODES:
@@ -155,7 +195,67 @@ class RecurrentStack(keras.layers.Layer):
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.implementation = implementation
+        self.weights_storage = "float32"
         self.supports_masking = True
+        if weights_storage == "int8":
+            self._store_matrices_as_int8()
+
+    def quantize_storage(self, mode="int8") -> None:
+        """Rounds the weight matrices to int8 with a float32 scale per output column, and
+        stores them so from now on (a .keras file then holds 1 byte per weight, not 4).
+
+        Weight-only and storage-only: the layers keep float32 variables and compute as before,
+        with the rounded values, so a model computes exactly what its file holds, on every
+        backend, in the fused cuDNN path and in exported SavedModels; fine-tuning trains the
+        float values (saving rounds them again).
+        """
+        if mode != "int8":
+            raise ValueError(f"RecurrentStack stores weights as int8 only; got {mode!r}.")
+        if not self.built:
+            raise ValueError("Build the stack (call it once) before quantizing its storage.")
+        for variable in self._matrices():
+            values, scale = int8_columns(keras.ops.convert_to_numpy(variable))
+            variable.assign(values.astype("float32") * scale)
+        self._store_matrices_as_int8()
+
+    def _matrices(self) -> list:
+        """The weight matrices (kernels, recurrent kernels) of every layer, in a fixed order;
+        not biases, which a reset-after GRU keeps as a (2, 3 * units) matrix."""
+        return [
+            variable
+            for variable in self.weights
+            if len(variable.shape) == 2 and "kernel" in variable.name
+        ]
+
+    def _store_matrices_as_int8(self) -> None:
+        # Each inner layer saves and loads its other variables itself; the stack saves and
+        # loads the matrices (its `save_own_variables`), so the file holds them once, as int8.
+        # Keras's saving walks nested layers and calls each one's methods: replacing them on
+        # the instances is the hook it offers for layers the zoo does not define.
+        self.weights_storage = "int8"
+        for layer in self._flatten_layers(include_self=False):
+            layer.save_own_variables = types.MethodType(
+                functools.partial(_save_other_variables, stored_elsewhere=self._matrices), layer
+            )
+            layer.load_own_variables = types.MethodType(
+                functools.partial(_load_other_variables, stored_elsewhere=self._matrices), layer
+            )
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if self.weights_storage != "int8":
+            return
+        for index, variable in enumerate(self._matrices()):
+            values, scale = int8_columns(keras.ops.convert_to_numpy(variable))
+            store[f"matrix_{index}"] = values
+            store[f"matrix_{index}_scale"] = scale
+
+    def load_own_variables(self, store):
+        if self.weights_storage != "int8":
+            return super().load_own_variables(store)
+        for index, variable in enumerate(self._matrices()):
+            values = np.asarray(store[f"matrix_{index}"], dtype="float32")
+            variable.assign(values * np.asarray(store[f"matrix_{index}_scale"]))
 
     def build(self, input_shape):
         # Building every layer here (not on the first call) lets .keras loading restore
@@ -371,6 +471,7 @@ class RecurrentStack(keras.layers.Layer):
                 "return_sequences": self.return_sequences,
                 "return_state": self.return_state,
                 "implementation": self.implementation,
+                "weights_storage": self.weights_storage,
             }
         )
         return config
