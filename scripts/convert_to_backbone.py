@@ -9,7 +9,8 @@ under `backbone/`). This script:
    entry's `saved_models/<entry>/model.keras` and writes its config, every weight by variable
    path, and its predictions on a few sentences;
 2. with this checkout's code, builds the model from the converted config (quantizing the same
-   layers), assigns each weight from its old path, checks that the predictions are identical,
+   layers), assigns each weight from its old path, checks that the predictions are the same (exactly for
+   decoded tags, to float32 rounding for scores),
    and replaces `saved_models/<entry>/model.keras`.
 
     KERAS_BACKEND=jax python scripts/convert_to_backbone.py 7afd26c
@@ -126,19 +127,32 @@ def convert(name: str, folder: Path) -> None:
     outputs = model.predict(SENTENCES, verbose=0)
     outputs = outputs if isinstance(outputs, dict) else {"logits": outputs}
     expected = np.load(folder / f"{name}.outputs.npz")
-    for key in expected.files:
-        np.testing.assert_array_equal(np.asarray(outputs[key]), expected[key], err_msg=key)
+    largest = same_outputs(outputs, expected)
     path = get_entry(name).directory / "model.keras"
     save_model_atomically(model, path)
     loaded = zoo.load(name)
     again = loaded.predict(SENTENCES, verbose=0)
     again = again if isinstance(again, dict) else {"logits": again}
-    for key in expected.files:
-        np.testing.assert_array_equal(np.asarray(again[key]), expected[key], err_msg=key)
+    same_outputs(again, expected)
     print(
-        f"{name}: converted {len(model.weights)} weights; identical predictions; "
-        f"{path.stat().st_size:,} bytes"
+        f"{name}: converted {len(model.weights)} weights; predictions within {largest:.1e} "
+        f"of the old code's (float32 rounding); {path.stat().st_size:,} bytes"
     )
+
+
+def same_outputs(outputs: dict, expected) -> float:
+    """Asserts the outputs equal the old code's to float32 rounding; the largest difference."""
+    import numpy as np
+
+    largest = 0.0
+    for key in expected.files:
+        actual = np.asarray(outputs[key])
+        if actual.dtype.kind in "iub":  # Decoded tags: exactly the same.
+            np.testing.assert_array_equal(actual, expected[key], err_msg=key)
+            continue
+        np.testing.assert_allclose(actual, expected[key], rtol=0, atol=1e-4, err_msg=key)
+        largest = max(largest, float(np.max(np.abs(actual - expected[key]), initial=0.0)))
+    return largest
 
 
 def main() -> None:
