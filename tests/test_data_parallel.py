@@ -6,6 +6,7 @@ import json
 import pytest
 
 from tests.conftest import TINY_SENTIMENT, run_on_jax
+from tests.tagging_fixtures import TINY_TAGGER, tagging_mirror  # noqa: F401 (fixture)
 from zoo.errors import ConfigError
 from zoo.train import data_distribution, divisible_batches
 
@@ -16,15 +17,20 @@ import keras
 from pathlib import Path
 from zoo.train import train
 assert len(keras.distribution.list_devices()) == 2
-root, overrides = Path(sys.argv[1]), json.loads(sys.argv[2])
+root, name, overrides = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 # Prepared before either run, so that both read the same prepared TFRecords.
-from pipelines.imdb import load_imdb
-load_imdb("train")
+if name == "sentiment":
+    from pipelines.imdb import load_imdb
+    load_imdb("train")
+else:
+    from pipelines.atis import load_atis
+    load_atis("train")
 losses = {}
 for distribute in ("none", "data_parallel"):
-    record = train("sentiment", {**overrides, "distribute": distribute}, runs_dir=root / "runs",
+    record = train(name, {**overrides, "distribute": distribute}, runs_dir=root / "runs",
                    evaluate=False)
-    losses[distribute] = record["history"]["loss"] + record["history"]["val_loss"]
+    monitored = "val_loss" if name == "sentiment" else "val_f1"
+    losses[distribute] = record["history"]["loss"] + record["history"][monitored]
 print("LOSSES", json.dumps(losses))
 """
 
@@ -33,9 +39,24 @@ def test_one_epoch_on_two_devices_matches_one_device(imdb_fixture):
     # No dropout, so both runs see the same function; batches of 4 split into 2 + 2.
     overrides = {**TINY_SENTIMENT, "dropout": 0.0, "embedding_dropout": 0.0}
     output = run_on_jax(
-        TRAIN_BOTH_WAYS, str(imdb_fixture / "runs"), json.dumps(overrides), timeout=600
+        TRAIN_BOTH_WAYS,
+        str(imdb_fixture / "runs"),
+        "sentiment",
+        json.dumps(overrides),
+        timeout=600,
     )
     assert "Data-parallel training on 2 devices: cpu:0, cpu:1" in output
+    losses = json.loads(output.split("LOSSES", 1)[1])
+    assert losses["none"] == pytest.approx(losses["data_parallel"], abs=1e-4)
+
+
+def test_a_tagger_trains_on_two_devices_like_on_one(tagging_mirror):  # noqa: F811 (fixture)
+    # Its dev scoring predicts batches of any size: padded to a multiple of the devices.
+    overrides = {**TINY_TAGGER, "dropout": 0.0, "embedding_dropout": 0.0, "word_dropout": 0.0}
+    output = run_on_jax(
+        TRAIN_BOTH_WAYS, str(tagging_mirror / "runs"), "slots", json.dumps(overrides), timeout=600
+    )
+    assert "Data-parallel training on 2 devices" in output
     losses = json.loads(output.split("LOSSES", 1)[1])
     assert losses["none"] == pytest.approx(losses["data_parallel"], abs=1e-4)
 
@@ -54,10 +75,13 @@ def test_unsupported_backend_or_family_says_so():
     from zoo.config import resolve_config
     from zoo.registry import get_entry
 
+    class SingleDeviceFamily:
+        data_parallel = False
+
     ner = get_entry("ner")
-    with pytest.raises(ConfigError, match="not supported by the SequenceTaggerFamily"):
+    with pytest.raises(ConfigError, match="not supported by the SingleDeviceFamily"):
         data_distribution(
-            resolve_config(ner.config_class, {"distribute": "data_parallel"}), ner.family
+            resolve_config(ner.config_class, {"distribute": "data_parallel"}), SingleDeviceFamily()
         )
     if keras.backend.backend() != "jax":
         sentiment = get_entry("sentiment")

@@ -68,6 +68,23 @@ def pad_to_multiple(features, multiple=PAD_MULTIPLE):
     return tf.nest.map_structure(pad, features)
 
 
+def predict_on_whole_batch(model: keras.Model, features):
+    """`model.predict_on_batch(features)` for a batch of any size, also under a data-parallel
+    distribution (`keras.distribution.DataParallel`), whose devices each take an equal share:
+    the batch is padded with copies of its first row to a multiple of the device count, and the
+    outputs are cut back to the batch."""
+    distribution = keras.distribution.distribution()
+    devices = distribution.device_mesh.devices.size if distribution is not None else 1
+    size = len(tf.nest.flatten(features)[0])
+    padding = -size % devices
+    if padding:
+        features = tf.nest.map_structure(
+            lambda array: np.concatenate([array, np.repeat(array[:1], padding, axis=0)]), features
+        )
+    outputs = model.predict_on_batch(features)
+    return tf.nest.map_structure(lambda output: keras.ops.convert_to_numpy(output)[:size], outputs)
+
+
 def quantizable(layer) -> bool:
     """Whether Keras's `quantize` handles `layer`: it implements it (Embedding, Dense, ...)
     and is not quantized yet."""

@@ -163,8 +163,7 @@ def data_distribution(config, family) -> keras.distribution.Distribution | None:
     if not family.data_parallel:
         raise ConfigError(
             f"distribute=data_parallel is not supported by the {type(family).__name__} family "
-            "yet: its per-epoch scoring predicts batches of any size, which DataParallel cannot "
-            "split over the devices."
+            "yet (Family.data_parallel)."
         )
     if keras.backend.backend() != "jax":
         raise ConfigError(

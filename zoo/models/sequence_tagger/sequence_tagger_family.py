@@ -28,6 +28,7 @@ from zoo.models.sequence_tagger.sequence_tagger_preprocessor import (
 from zoo.models.sequence_tagger.sequence_tagger_scoring import most_confused_tags, tag_confusions
 from zoo.models.sequence_tagger.tag_schemes import iob2_to_iobes, iobes_tag_names
 from zoo.plots import plot_confusions
+from zoo.task import predict_on_whole_batch
 from zoo.vocabulary import OOV_ID, most_frequent_words, word2vec_matrix
 
 # Placeholders for `zoo.build` before training has read the tag and character sets.
@@ -86,9 +87,6 @@ class SequenceTaggerFamily(Family):
 
     metric = "f1"
     model_class = SequenceTagger
-    # DevelopmentScore predicts dev batches of any size during fit, which DataParallel cannot
-    # split evenly over the devices.
-    data_parallel = False
 
     def __init__(
         self,
@@ -336,7 +334,8 @@ class SequenceTaggerFamily(Family):
         tag_names = model.output_tag_names  # IOB2, as the references are.
         batches = self._batch(self._examples(model, split, config, with_references=True), config)
         for features, references in batches.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
-            outputs = model.predict_on_batch(features)
+            # Batches of any size, also when a data-parallel run splits them over devices.
+            outputs = predict_on_whole_batch(model, features)
             tag_ids = keras.ops.convert_to_numpy(outputs["tag_ids"])
             lengths = (features["token_ids"] != 0).sum(axis=1)
             # A packed example splits back into its sentences: every score counts sentences.
