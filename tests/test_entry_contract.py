@@ -257,3 +257,36 @@ def test_the_xla_check_sees_the_op_keras_lowers_slice_update_to(tmp_path):
     )
     tf.saved_model.save(module, str(tmp_path))
     assert xla_ops(saved_model_op_types(tmp_path))
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_predict_refuses_empty_or_float_arrays_in_one_line(name):
+    model = smoke_model(name)
+    for value, message in ((np.array([]), "no example"), (np.ones((1, 3)), "integer token ids")):
+        with pytest.raises(ZooError, match=message) as caught:
+            model.predict(value, verbose=0)
+        assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_load_names_a_cut_or_another_entrys_file_in_one_line(name, tmp_path):
+    path = tmp_path / "model.keras"
+    smoke_model(name).save(path)
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ZooError, match=f"Cannot load {re.escape(str(cut))}") as caught:
+        zoo.load(name, cut)
+    assert "\n" not in str(caught.value)
+    assert type(zoo.load(name, path)) is type(smoke_model(name))
+    refused = 0
+    for other in ENTRIES:
+        other_model = smoke_model(other)
+        try:
+            get_entry(name).family.check_model(other_model, "x.keras")
+        except ZooError as error:
+            assert "another entry's model" in str(error)
+            other_model.save(tmp_path / f"{other}.keras")
+            with pytest.raises(ZooError, match="another entry's model"):
+                zoo.load(name, tmp_path / f"{other}.keras")
+            refused += 1
+    assert refused >= 1  # Some other entry's model is told apart from this one's.
