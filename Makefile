@@ -54,7 +54,7 @@ predict-%: setup
 # Fast unit tests plus the real-data and pretrained-model tests (skipped without a mirror).
 test: setup
 	ZOO_DATA_MIRROR=$(DATA_MIRROR) KERAS_BACKEND=tensorflow TF_CPP_MIN_LOG_LEVEL=2 \
-		$(PY) -m pytest -ra
+		$(PY) -m pytest -ra --durations=20
 
 bench: setup
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q '.[bench]'

@@ -254,7 +254,8 @@ def stored_weights(path) -> dict:
     return stored
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "peephole_lstm", "jordan"])
+# A Keras cell and a zoo cell: the storage is chosen by variable name, whatever the cell.
+@pytest.mark.parametrize("cell", ["gru", "peephole_lstm"])
 def test_recurrent_matrices_are_stored_as_int8_and_load_as_computed(cell, tmp_path):
     model = zoo.build(
         "sentiment", vocabulary_size=40, embedding_dim=8, units=16, num_layers=2, cell=cell
