@@ -59,8 +59,6 @@ class Family(abc.ABC):
 
     #: Name of the metric reported on the test split (the README's table column).
     metric: str = ""
-    #: Whether `distribute=data_parallel` can train it (batches split over the devices).
-    data_parallel: bool = True
     #: The model class `build` returns (what `check_model` expects of a loaded file).
     model_class: type = keras.Model
     #: The most texts a served request may hold.

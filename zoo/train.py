@@ -160,11 +160,6 @@ def data_distribution(config, family) -> keras.distribution.Distribution | None:
     """The Keras distribution `config.distribute` asks for, or None for one device."""
     if config.distribute == "none":
         return None
-    if not family.data_parallel:
-        raise ConfigError(
-            f"distribute=data_parallel is not supported by the {type(family).__name__} family "
-            "yet (Family.data_parallel)."
-        )
     if keras.backend.backend() != "jax":
         raise ConfigError(
             "distribute=data_parallel trains through keras.distribution, which runs on the JAX "
