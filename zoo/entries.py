@@ -6,10 +6,12 @@ from pipelines.atis import load_atis
 from pipelines.conll2003 import TAG_NAMES as CONLL_TAG_NAMES
 from pipelines.conll2003 import load_conll2003
 from pipelines.imdb import load_imdb
+from pipelines.multi30k import load_multi30k
 from pipelines.ptb import as_running_text, load_ptb
 from zoo.config import LEARNING_RATE_SCHEDULES, choice
 from zoo.models.sequence_tagger import SequenceTaggerConfig, SequenceTaggerFamily
 from zoo.models.text_classifier import TextClassifierConfig, TextClassifierFamily
+from zoo.models.translator import TranslatorConfig, TranslatorFamily
 from zoo.registry import Entry, register
 from zoo.vocabulary import WORD2VEC_ARCHITECTURES
 
@@ -122,5 +124,25 @@ register(
         config_class=NerConfig,
         description="many-to-many: CoNLL-2003 NER, char-CNN + 2 x BiLSTM + CRF, skip-gram word2vec on train + IMDB + PTB, trained on train + dev",
         smoke_config=dict(SMOKE_SEQUENCE_TAGGER),
+    )
+)
+
+SMOKE_TRANSLATOR = {
+    "vocabulary_size": 60,
+    "embedding_dim": 4,
+    "units": 4,
+    "decoder_units": 4,
+    "num_beams": 2,
+    "max_output_length": 6,
+    "batch_size": 2,
+}
+
+register(
+    Entry(
+        name="nmt",
+        family=TranslatorFamily(load_split=load_multi30k, source="de", target="en"),
+        config_class=TranslatorConfig,
+        description="seq2seq: Multi30k German->English, BiGRU encoder + GRU decoder with Luong attention, SentencePiece subwords, beam search",
+        smoke_config=dict(SMOKE_TRANSLATOR),
     )
 )

@@ -117,9 +117,13 @@ class Family(abc.ABC):
             )
             with tf.control_dependencies([check]):
                 text = tf.identity(text)
-            return self.postprocess(model, text, model(model.preprocessor(text), training=False))
+            return self.postprocess(model, text, self.served_outputs(model, text))
 
         return serve
+
+    def served_outputs(self, model, text):
+        """The model's outputs for raw `text` that `postprocess` serves from (in a graph)."""
+        return model(model.preprocessor(text), training=False)
 
     def serving_signature(self) -> list[tf.TensorSpec]:
         """The input signature of `serving_function`."""

@@ -191,6 +191,10 @@ def save_model_atomically(model: keras.Model, path: Path) -> None:
     # A fresh copy holds the weights only: the optimizer's slots would triple the file size.
     clean = model.__class__.from_config(model.get_config())
     clean.set_weights(model.get_weights())
+    if getattr(model, "preprocessor", None) is not None:
+        # The same preprocessor: some keep state outside their config (SentencePiece models,
+        # saved as assets), which a copy from the config would lack.
+        clean.preprocessor = model.preprocessor
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial.keras")
     clean.save(partial)

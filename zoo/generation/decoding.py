@@ -1,0 +1,136 @@
+"""Greedy and beam-search decoding with `keras_hub.samplers`, the model's recurrent states
+(and anything else per sequence, such as an encoder's outputs) as the sampler's cache.
+
+The samplers write each new token with `keras.ops.slice_update`, which Keras's TensorFlow
+backend lowers to `XlaDynamicUpdateSlice`: an op TF Serving cannot run on GPU and a graph
+should not need. `slice_update_without_xla` swaps in a `tf.pad` + `tf.where` version while a
+decoding function is traced, so exported graphs hold no `Xla*` op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+import keras_hub
+from keras import ops
+
+# Logit given to tokens a step may not produce: far below any real logit, yet finite.
+FORBIDDEN = -1e9
+
+
+def _slice_update_with_core_ops(inputs, start_indices, updates):
+    """`keras.ops.slice_update` with core TF ops: `updates` padded into place, then selected."""
+    import tensorflow as tf
+
+    inputs = tf.convert_to_tensor(inputs)
+    updates = tf.cast(updates, inputs.dtype)
+    start = tf.cast(tf.stack([tf.cast(index, tf.int32) for index in start_indices]), tf.int32)
+    update_shape = tf.shape(updates, out_type=tf.int32)
+    paddings = tf.stack([start, tf.shape(inputs, out_type=tf.int32) - start - update_shape], 1)
+    inside = tf.pad(tf.ones_like(updates, dtype=tf.bool), paddings, constant_values=False)
+    return tf.where(inside, tf.pad(updates, paddings), inputs)
+
+
+@contextlib.contextmanager
+def slice_update_without_xla():
+    """While active (on the TensorFlow backend), `keras.ops.slice_update` runs with core TF ops
+    instead of `XlaDynamicUpdateSlice`. Trace decoding functions inside it."""
+    if keras.backend.backend() != "tensorflow":
+        yield
+        return
+    original = keras.ops.slice_update
+    # keras-hub's samplers call `ops.slice_update` on the `keras.ops` module at run time.
+    keras.ops.slice_update = _slice_update_with_core_ops
+    try:
+        yield
+    finally:
+        keras.ops.slice_update = original
+
+
+def decode(
+    step,
+    cache,
+    batch_size,
+    max_length: int,
+    start_id: int,
+    end_id: int,
+    pad_id: int = 0,
+    num_beams: int = 1,
+    model=None,
+):
+    """Decodes up to `max_length` tokens after a start token, greedily or by beam search.
+
+    `step(token_ids, cache) -> (logits, cache)` runs the model one token on: the previous
+    tokens (batch,) and the cache -> next-token logits (batch, vocabulary) and the new cache.
+    `cache` is a structure of tensors with the batch first (recurrent states, an encoder's
+    outputs and mask); beam search repeats it per beam and reorders it with the beams.
+
+    A sequence that has produced `end_id` is finished: from then on it can only add `pad_id`
+    at no cost, so a finished beam keeps its score and is not extended. `pad_id` is never
+    produced otherwise. Decoding stops when every sequence has ended, or after `max_length`
+    tokens.
+
+    Returns:
+        int32 tensor (batch, num_beams, max_length): each candidate's tokens after the start
+        token, the end token included and padding after it; beams in keras-hub's order (the
+        best raw log-probability first). Rank them with `length_normalized_scores`.
+    """
+    total = max_length + 1
+    prompt = ops.concatenate(
+        [
+            ops.full((batch_size, 1), start_id, dtype="int32"),
+            ops.zeros((batch_size, max_length), dtype="int32"),
+        ],
+        axis=1,
+    )
+    mask = ops.concatenate(
+        [ops.ones((batch_size, 1), dtype="bool"), ops.zeros((batch_size, max_length), "bool")],
+        axis=1,
+    )
+
+    def next_logits(prompt, cache, index):
+        previous = ops.take(prompt, index - 1, axis=1)
+        logits, cache = step(previous, cache)
+        logits = ops.cast(logits, "float32")
+        vocabulary = ops.shape(logits)[-1]
+        is_pad = ops.equal(ops.arange(vocabulary), pad_id)[None, :]
+        positions = ops.arange(total)[None, :]
+        ended = ops.any(ops.equal(prompt, end_id) & (positions >= 1) & (positions < index), axis=1)[
+            :, None
+        ]
+        only_pad = ops.where(is_pad, 0.0, FORBIDDEN)
+        logits = ops.where(ended, only_pad, ops.where(is_pad, FORBIDDEN, logits))
+        return logits, None, cache
+
+    if num_beams == 1:
+        sampler = keras_hub.samplers.GreedySampler()
+        tokens = sampler(
+            next_logits, prompt, cache, index=1, mask=mask, stop_token_ids=[end_id], model=model
+        )
+        tokens = tokens[:, None, :]
+    else:
+        sampler = keras_hub.samplers.BeamSampler(num_beams=num_beams, return_all_beams=True)
+        tokens, _ = sampler(
+            next_logits, prompt, cache, index=1, mask=mask, stop_token_ids=[end_id], model=model
+        )
+    return ops.cast(tokens[:, :, 1:], "int32")
+
+
+def cut_at_end(tokens, end_id: int):
+    """Mask (same shape as `tokens`, time last) of the tokens up to and including the first
+    `end_id`; all of them where there is none (a sequence cut at the maximum length)."""
+    ended_before = ops.cumsum(ops.cast(ops.equal(tokens, end_id), "int32"), axis=-1)
+    ended_before = ended_before - ops.cast(ops.equal(tokens, end_id), "int32")
+    return ops.equal(ended_before, 0)
+
+
+def length_normalized_scores(token_log_probs, mask, length_penalty: float = 1.0):
+    """(ranking key, mean log-probability per token) of candidates whose tokens (up to and
+    including the end token) `mask` marks: the ranking key is the total log-probability divided
+    by `length ** length_penalty` (0: raw log-probability, favouring short outputs; 1: the
+    mean per token)."""
+    mask = ops.cast(mask, "float32")
+    total = ops.sum(token_log_probs * mask, axis=-1)
+    length = ops.maximum(ops.sum(mask, axis=-1), 1.0)
+    return total / ops.power(length, length_penalty), total / length

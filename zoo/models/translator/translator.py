@@ -1,0 +1,178 @@
+import keras
+from keras import ops
+
+from zoo.generation import cut_at_end, decode, length_normalized_scores
+from zoo.models.translator.translator_preprocessor import END_ID, PAD_ID, START_ID
+from zoo.task import Task
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Translator(Task):
+    """A sequence-to-sequence RNN: a recurrent encoder and an attention decoder.
+
+    Trains with teacher forcing: inputs {"source_ids", "target_ids"} (the target after the
+    start token) -> next-token logits (batch, target time, vocabulary). `translate_ids`
+    decodes greedily or by beam search (`zoo.generation.decode`), with the decoder's states,
+    the encoder's outputs and their attention keys as the sampler's cache; `predict` on raw
+    strings gives the first step's logits, as for preprocessed inputs.
+
+    Args:
+        encoder: RecurrentBackbone. Source embeddings and the (bidirectional) recurrent stack,
+            with `return_sequences=True` and `return_state=True`.
+        decoder: AttentionDecoder. Target embeddings, recurrent stack, attention, logits.
+        preprocessor: TranslatorPreprocessor or None.
+        num_beams: int. Beam width of `translate_ids` by default (1: greedy).
+        length_penalty: float. Candidates are ranked by log-probability / length ** this.
+        max_output_length: int. Most tokens decoded, the end token included.
+
+    Examples:
+    >>> translator = zoo.load("nmt")
+    >>> zoo.get_entry("nmt").family.predict_records(translator, ["Ein Hund läuft."])
+    """
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        preprocessor=None,
+        num_beams=5,
+        length_penalty=1.0,
+        max_output_length=80,
+        **kwargs,
+    ):
+        if not (encoder.return_sequences and encoder.return_state):
+            raise ValueError("The encoder needs return_sequences=True and return_state=True.")
+        # === Layers ===
+        self.encoder = encoder
+        self.decoder = decoder
+
+        # === Functional Model ===
+        source_ids = keras.Input(shape=(None,), dtype="int32", name="source_ids")
+        target_ids = keras.Input(shape=(None,), dtype="int32", name="target_ids")
+        memory, states = self.encoder(source_ids)
+        logits = self.decoder(
+            target_ids,
+            memory,
+            ops.not_equal(source_ids, 0),
+            self.decoder.bridge(self._summary(states)),
+        )
+        super().__init__(
+            inputs={"source_ids": source_ids, "target_ids": target_ids}, outputs=logits, **kwargs
+        )
+
+        # === Config ===
+        self.preprocessor = preprocessor
+        self.num_beams = num_beams
+        self.length_penalty = length_penalty
+        self.max_output_length = max_output_length
+
+    def _summary(self, states):
+        """The encoder's summary for the bridge: its top layer's final outputs (h), both
+        directions' side by side."""
+        top = states[-1]
+        if not self.encoder.bidirectional:
+            return top[0]
+        return ops.concatenate([top[0], top[len(top) // 2]], axis=-1)
+
+    def encode(self, source_ids, training=False):
+        """Source ids -> the decoding cache: the decoder's initial states, the encoder's
+        outputs (memory), their attention keys and the source mask."""
+        memory, states = self.encoder(source_ids, training=training)
+        return {
+            "states": self.decoder.bridge(self._summary(states)),
+            "memory": memory,
+            "keys": self.decoder.keys(memory),
+            "memory_mask": ops.not_equal(source_ids, 0),
+        }
+
+    def _step(self, token_ids, cache):
+        logits, states, _ = self.decoder.step(
+            token_ids, cache["states"], cache["memory"], cache["keys"], cache["memory_mask"]
+        )
+        return logits, {**cache, "states": states}
+
+    def output_length(self, source_ids) -> int:
+        """Most tokens decoded for a (padded) source: twice its length and 10 more, at most
+        `max_output_length`. Static for a padded shape, so JAX compiles one loop per shape."""
+        return min(2 * int(source_ids.shape[1]) + 10, self.max_output_length)
+
+    def translate_ids(self, source_ids, num_beams=None, length_penalty=None):
+        """Decodes source ids (batch, time).
+
+        Returns:
+            {"token_ids": (batch, beams, time) int32, every candidate's tokens with the end
+            token and what follows it set to 0; "scores": (batch, beams) their mean
+            log-probability per token (end token included), "ranks": their ranking keys
+            (log-probability / length ** length_penalty), candidates sorted by it, best first}.
+        """
+        num_beams = num_beams or self.num_beams
+        length_penalty = self.length_penalty if length_penalty is None else length_penalty
+        batch = ops.shape(source_ids)[0]
+        cache = self.encode(source_ids)
+        candidates = decode(
+            self._step,
+            cache,
+            batch,
+            self.output_length(source_ids),
+            START_ID,
+            END_ID,
+            PAD_ID,
+            num_beams=num_beams,
+            model=self,
+        )
+        keep = cut_at_end(candidates, END_ID)
+        log_probs = self.token_log_probs(source_ids, candidates)
+        ranks, scores = length_normalized_scores(log_probs, keep, length_penalty)
+        order = ops.argsort(-ranks, axis=-1)
+        words = ops.where(keep & ops.not_equal(candidates, END_ID), candidates, PAD_ID)
+        return {
+            "token_ids": ops.take_along_axis(words, order[:, :, None], axis=1),
+            "scores": ops.take_along_axis(scores, order, axis=1),
+            "ranks": ops.take_along_axis(ranks, order, axis=1),
+        }
+
+    def token_log_probs(self, source_ids, candidates, return_attention=False):
+        """Teacher-forced log-probability of each candidate token (batch, beams, time) given
+        the source; with `return_attention`, also the attention weights (batch, beams, time,
+        source time)."""
+        batch, beams, steps = (ops.shape(candidates)[i] for i in range(3))
+        flat = ops.reshape(candidates, (-1, steps))
+        keep = cut_at_end(flat, END_ID)
+        labels = ops.where(keep, flat, PAD_ID)
+        inputs = ops.concatenate(
+            [ops.full((ops.shape(flat)[0], 1), START_ID, dtype="int32"), labels[:, :-1]], axis=1
+        )
+        cache = self.encode(ops.repeat(source_ids, beams, axis=0))
+        logits, weights = self.decoder(
+            inputs,
+            cache["memory"],
+            cache["memory_mask"],
+            cache["states"],
+            return_attention=True,
+        )
+        log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        chosen = ops.take_along_axis(log_probs, labels[:, :, None], axis=-1)[:, :, 0]
+        chosen = ops.reshape(ops.where(keep, chosen, 0.0), (batch, beams, steps))
+        if return_attention:
+            weights = ops.reshape(weights, (batch, beams, steps, ops.shape(weights)[-1]))
+            return chosen, weights
+        return chosen
+
+    def get_config(self):
+        return {
+            **super().get_config(),  # With a quantized model's dtype policies.
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
+            "num_beams": self.num_beams,
+            "length_penalty": self.length_penalty,
+            "max_output_length": self.max_output_length,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder", "preprocessor"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

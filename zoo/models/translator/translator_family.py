@@ -1,0 +1,295 @@
+"""The sequence-to-sequence translation family: a source sentence in, its translation out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import sacrebleu
+import tensorflow as tf
+from keras import ops
+
+from zoo.family import Family, records
+from zoo.generation import slice_update_without_xla
+from zoo.layers import RecurrentBackbone
+from zoo.layers.attention_decoder import AttentionDecoder
+from zoo.models.translator.translator import Translator
+from zoo.models.translator.translator_preprocessor import TranslatorPreprocessor
+from zoo.task import as_string_batch, pad_to_multiple
+
+# Source lengths are padded to a multiple of this when decoding a split, so that JAX compiles
+# the decoding loop for a few shapes only.
+DECODE_PAD_MULTIPLE = 16
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SmoothedSequenceCrossEntropy(keras.losses.Loss):
+    """Token cross-entropy with label smoothing, averaged over the real (non-padding, label
+    != 0) tokens of a batch: `(1 - e) * NLL + e * mean over the vocabulary of -log p`."""
+
+    def __init__(self, label_smoothing=0.0, name="smoothed_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        nll = -ops.take_along_axis(log_probs, y_true[..., None], axis=-1)[..., 0]
+        loss = nll
+        if self.label_smoothing:
+            smooth = -ops.mean(log_probs, axis=-1)
+            loss = (1.0 - self.label_smoothing) * nll + self.label_smoothing * smooth
+        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+        # Keras averages over every position; rescaled, that is the mean over real tokens.
+        scale = ops.cast(ops.size(mask), "float32") / ops.maximum(ops.sum(mask), 1.0)
+        return loss * mask * scale
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+class ValidationScore(keras.callbacks.Callback):
+    """Adds `val_bleu` to each epoch's logs from `score()` (greedy decoding of the whole
+    validation split); placed before the checkpoint and early stopping, which select by it."""
+
+    def __init__(self, score: Callable[[], dict]):
+        super().__init__()
+        self.score = score
+
+    def on_epoch_end(self, epoch, logs=None):
+        results = self.score()
+        if logs is not None:
+            logs["val_bleu"] = results["bleu"]
+        print(
+            f"Epoch {epoch + 1}: validation BLEU {results['bleu']:.2f} (greedy, sacreBLEU)",
+            flush=True,
+        )
+
+
+class TranslatorFamily(Family):
+    """Translation over a dataset of {source language: text, target language: text} pairs.
+
+    Args:
+        load_split: callable. Split name ("train", "validation", "test") -> dataset of
+            examples keyed by language code.
+        source: str. Source language key.
+        target: str. Target language key.
+    """
+
+    metric = "bleu"
+    model_class = Translator
+
+    def __init__(self, load_split: Callable[[str], tf.data.Dataset], source: str, target: str):
+        self.load_split = load_split
+        self.source = source
+        self.target = target
+
+    def build(self, config, preprocessor=None) -> Translator:
+        if preprocessor is None:
+            preprocessor = TranslatorPreprocessor(
+                vocabulary_size=config.vocabulary_size,
+                joint_vocabulary=config.joint_vocabulary,
+                max_source_length=config.max_source_length,
+                max_target_length=config.max_target_length,
+            )
+            source_size = target_size = config.vocabulary_size
+        else:
+            source_size = preprocessor.source_vocabulary_size
+            target_size = preprocessor.target_vocabulary_size
+        encoder = RecurrentBackbone(
+            source_size,
+            config.embedding_dim,
+            embedding_dropout=config.embedding_dropout,
+            return_sequences=True,
+            return_state=True,
+            name="encoder",
+            **config.encoder_arguments(),
+        )
+        decoder = AttentionDecoder(
+            target_size, config.embedding_dim, name="decoder", **config.decoder_arguments()
+        )
+        return Translator(
+            encoder,
+            decoder,
+            preprocessor=preprocessor,
+            num_beams=config.num_beams,
+            length_penalty=config.length_penalty,
+            max_output_length=config.max_output_length,
+        )
+
+    def prepare_model(self, config, run_dir: Path) -> Translator:
+        train, languages = self.load_split("train"), (self.source, self.target)
+        preprocessor = TranslatorPreprocessor(
+            vocabulary_size=config.vocabulary_size,
+            joint_vocabulary=config.joint_vocabulary,
+            max_source_length=config.max_source_length,
+            max_target_length=config.max_target_length,
+        )
+        print("Learning SentencePiece subwords on the training text...", flush=True)
+        preprocessor.adapt(*(train.map(self._sentences(language)) for language in languages))
+        return self.build(config, preprocessor=preprocessor)
+
+    @staticmethod
+    def _sentences(language: str):
+        def sentences(pair):
+            return pair[language]
+
+        return sentences
+
+    def _batches(self, model, config, split: str, training: bool) -> tf.data.Dataset:
+        preprocessor = model.preprocessor
+        dataset = self.load_split(split).map(
+            lambda pair: preprocessor.training_pair(pair[self.source], pair[self.target]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        if training:
+            dataset = dataset.cache().shuffle(
+                30_000, seed=config.seed, reshuffle_each_iteration=True
+            )
+        else:
+            dataset = dataset.cache()
+
+        def length(features, labels):
+            return tf.maximum(tf.shape(features["source_ids"])[0], tf.shape(labels)[0])
+
+        longest = max(config.max_source_length, config.max_target_length)
+        boundaries = list(range(config.bucket_step, longest, config.bucket_step))
+        dataset = dataset.bucket_by_sequence_length(
+            length,
+            bucket_boundaries=[boundary + 1 for boundary in boundaries],
+            bucket_batch_sizes=[config.batch_size] * (len(boundaries) + 1),
+        )
+
+        def pad(features, labels):
+            # Source and target to one length, a multiple of bucket_step: few batch shapes.
+            steps = tf.maximum(tf.shape(features["source_ids"])[1], tf.shape(labels)[1])
+            steps = -(-steps // config.bucket_step) * config.bucket_step
+
+            def to_steps(tensor):
+                return tf.pad(tensor, [[0, 0], [0, steps - tf.shape(tensor)[1]]])
+
+            return tf.nest.map_structure(to_steps, (features, labels))
+
+        dataset = dataset.map(pad, num_parallel_calls=tf.data.AUTOTUNE)
+        if training:
+            dataset = dataset.shuffle(64, seed=config.seed)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def training_data(self, model, config):
+        train = self._batches(model, config, "train", training=True)
+        validation = self._batches(model, config, "validation", training=False)
+        return train, validation
+
+    def compile(self, model, config) -> None:
+        model.compile(
+            optimizer=self.optimizer(config),
+            loss=SmoothedSequenceCrossEntropy(config.label_smoothing),
+        )
+
+    def callbacks(self, model, config) -> list[keras.callbacks.Callback]:
+        """`val_bleu`: sacreBLEU of greedy translations of the whole validation split."""
+        return [ValidationScore(lambda: self._score(model, config, "validation", num_beams=1))]
+
+    def references(self, split: str) -> tuple[list[str], list[str]]:
+        """(source sentences, reference translations) of a whole split, in file order."""
+        sources, references = [], []
+        for pair in self.load_split(split).as_numpy_iterator():
+            sources.append(pair[self.source].decode("utf-8"))
+            references.append(pair[self.target].decode("utf-8"))
+        return sources, references
+
+    def translate(self, model, texts: list[str], batch_size: int, num_beams=None, **kwargs):
+        """Translations (str) of `texts`, decoded `batch_size` at a time."""
+        translations = []
+        for start in range(0, len(texts), batch_size):
+            batch = as_string_batch(texts[start : start + batch_size])
+            source_ids = pad_to_multiple(
+                model.preprocessor(batch)["source_ids"], DECODE_PAD_MULTIPLE
+            )
+            result = model.translate_ids(source_ids.numpy(), num_beams=num_beams, **kwargs)
+            best = keras.ops.convert_to_numpy(result["token_ids"])[:, 0]
+            translations += [
+                text.decode("utf-8") for text in model.preprocessor.detokenize(best).numpy()
+            ]
+        return translations
+
+    def _score(self, model, config, split: str, num_beams=None, **kwargs) -> dict:
+        sources, references = self.references(split)
+        hypotheses = self.translate(
+            model, sources, config.decode_batch_size, num_beams=num_beams, **kwargs
+        )
+        return bleu_scores(hypotheses, references)
+
+    def evaluate(self, model, config, split: str) -> dict:
+        sources, references = self.references(split)
+        hypotheses = self.translate(model, sources, config.decode_batch_size)
+        return {
+            **bleu_scores(hypotheses, references),
+            "num_examples": len(references),
+            "num_beams": model.num_beams,
+            "length_penalty": model.length_penalty,
+            "examples": [
+                {"source": source, "reference": reference, "translation": hypothesis}
+                for source, reference, hypothesis in list(zip(sources, references, hypotheses))[:5]
+            ],
+        }
+
+    def postprocess(self, model: Translator, text, outputs=None) -> dict[str, tf.Tensor]:
+        """`translation` (the best candidate, detokenized), `score` (its mean log-probability
+        per token, the end token included), `num_tokens` (source subwords read) and
+        `truncated` (whether the source had more than `max_source_length`, which were not read).
+        A text without a subword (empty, whitespace only) gets "" and score 0. `outputs` is
+        unused: decoding runs here, from the text."""
+        preprocessor = model.preprocessor
+        source_ids = preprocessor(text)["source_ids"]
+        if keras.backend.backend() == "tensorflow":
+            result = model.translate_ids(source_ids)
+        else:  # JAX or torch eagerly (predict_records): NumPy across the boundary.
+            result = {
+                key: tf.constant(keras.ops.convert_to_numpy(value))
+                for key, value in model.translate_ids(source_ids.numpy()).items()
+            }
+        translation = preprocessor.detokenize(result["token_ids"][:, 0])
+        pieces = tf.cast(preprocessor.tokenize_source(text).row_lengths(), tf.int32)
+        empty = tf.equal(pieces, 0)
+        return {
+            "translation": tf.where(empty, "", translation),
+            "score": tf.where(empty, 0.0, tf.cast(result["scores"][:, 0], tf.float32)),
+            "num_tokens": tf.minimum(pieces, preprocessor.max_source_length),
+            "truncated": pieces > preprocessor.max_source_length,
+        }
+
+    def predict_records(self, model, inputs) -> list[dict]:
+        return records(self.postprocess(model, as_string_batch(inputs)))
+
+    def serving_function(self, model):
+        serve = super().serving_function(model)
+
+        def translate(text):
+            # Decoding is traced with core-TF `slice_update`: no Xla* op in the graph.
+            with slice_update_without_xla():
+                return serve(text)
+
+        return translate
+
+    def served_outputs(self, model, text):
+        return None  # `postprocess` decodes from the text itself.
+
+
+def bleu_scores(hypotheses: list[str], references: list[str]) -> dict:
+    """sacreBLEU (default 13a tokenization, cased), lower-cased BLEU and chrF of detokenized
+    hypotheses against the raw references, one reference each."""
+    bleu = sacrebleu.metrics.BLEU()
+    score = bleu.corpus_score(hypotheses, [references])
+    lowercase = sacrebleu.metrics.BLEU(lowercase=True).corpus_score(hypotheses, [references])
+    chrf = sacrebleu.metrics.CHRF().corpus_score(hypotheses, [references])
+    return {
+        "bleu": round(score.score, 2),
+        "bleu_lowercase": round(lowercase.score, 2),
+        "chrf": round(chrf.score, 2),
+        "bleu_signature": str(bleu.get_signature()),
+        "brevity_penalty": round(score.bp, 4),
+        "hypothesis_length": score.sys_len,
+        "reference_length": score.ref_len,
+    }
