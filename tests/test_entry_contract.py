@@ -212,7 +212,8 @@ def test_empty_text_gets_no_answer_and_cut_text_says_so(name):
             if isinstance(value, str) or key.endswith("probability"):
                 assert value in ("", 0.0, []), (key, value)
     assert cut["truncated"] is True and cut["num_tokens"] > 0
-    assert word["truncated"] is False and word["num_tokens"] == 1
+    # One token, or a few subwords (the translator's SentencePiece units).
+    assert word["truncated"] is False and 1 <= word["num_tokens"] < cut["num_tokens"]
 
 
 @requires_tensorflow

@@ -55,3 +55,15 @@ def test_string_lookup_keeps_its_hash_table_where_export_tracks_it():
     table = lookup_table(lookup)
     assert isinstance(table, tf.lookup.StaticHashTable)
     np.testing.assert_array_equal(table.lookup(tf.constant(["film", "bad"])).numpy(), [3, 1])
+
+
+def test_sentence_piece_tokenizer_keeps_its_tensorflow_text_model_where_export_tracks_it():
+    from tests.helpers.smoke import SAMPLE_TEXTS
+    from zoo.models.translator import TranslatorPreprocessor
+    from zoo.models.translator.translator_preprocessor import sentence_piece_model
+
+    preprocessor = TranslatorPreprocessor(vocabulary_size=60)
+    preprocessor.adapt(SAMPLE_TEXTS)
+    model = sentence_piece_model(preprocessor.source_tokenizer)
+    assert isinstance(model, tf.Module) and model.trainable_variables == ()
+    assert model.tokenize(tf.constant(["Boston"])).shape[0] == 1

@@ -1,3 +1,5 @@
+import json
+
 import keras
 import keras_hub
 from keras import ops
@@ -132,6 +134,11 @@ class AttentionDecoder(keras.layers.Layer):
         self.attention_layer.build([(batch, None, units), memory_shape, (*memory_shape[:2], units)])
         self.combine.build((batch, None, units + memory_shape[-1]))
         self.built = True
+
+    def get_build_config(self):
+        # Shapes as lists, as they come back from a .keras file's JSON (see RecurrentBackbone).
+        config = super().get_build_config()
+        return json.loads(json.dumps(config)) if config else config
 
     def bridge(self, summary):
         """Initial decoder states from an encoder summary (batch, width): each layer's states

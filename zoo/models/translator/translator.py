@@ -91,10 +91,14 @@ class Translator(Task):
         )
         return logits, {**cache, "states": states}
 
-    def output_length(self, source_ids) -> int:
+    def output_length(self, source_ids):
         """Most tokens decoded for a (padded) source: twice its length and 10 more, at most
-        `max_output_length`. Static for a padded shape, so JAX compiles one loop per shape."""
-        return min(2 * int(source_ids.shape[1]) + 10, self.max_output_length)
+        `max_output_length`. An int where the source's shape is static (JAX compiles one loop
+        per padded shape), else a tensor (a served graph)."""
+        steps = source_ids.shape[1]
+        if steps is None:
+            return ops.minimum(2 * ops.shape(source_ids)[1] + 10, self.max_output_length)
+        return min(2 * int(steps) + 10, self.max_output_length)
 
     def translate_ids(self, source_ids, num_beams=None, length_penalty=None):
         """Decodes source ids (batch, time).

@@ -242,7 +242,9 @@ class TranslatorFamily(Family):
         A text without a subword (empty, whitespace only) gets "" and score 0. `outputs` is
         unused: decoding runs here, from the text."""
         preprocessor = model.preprocessor
-        source_ids = preprocessor(text)["source_ids"]
+        # Padded as when scoring a split, so that the decoding limit (`output_length`) and so
+        # the translations are the same whichever way a sentence comes.
+        source_ids = pad_to_multiple(preprocessor(text)["source_ids"], DECODE_PAD_MULTIPLE)
         if keras.backend.backend() == "tensorflow":
             result = model.translate_ids(source_ids)
         else:  # JAX or torch eagerly (predict_records): NumPy across the boundary.

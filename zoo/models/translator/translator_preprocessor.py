@@ -25,6 +25,35 @@ def sentence_piece_tokenizer(proto=None):
     )
 
 
+def sentence_piece_model(tokenizer):
+    """The `tensorflow_text.SentencepieceTokenizer` (a trackable owning the model resource)
+    behind a keras-hub SentencePieceTokenizer, which an exported SavedModel must track.
+
+    keras-hub creates it on first use as the private `_sentence_piece`, with no public
+    accessor (tests/test_private_keras_apis.py fails if it moves).
+    """
+    tokenizer._maybe_initialized_tf()
+    return tokenizer._sentence_piece
+
+
+def revive_sentence_piece_model(tokenizer) -> bool:
+    """Creates the tokenizer's tensorflow-text model again if its resource is gone; True if so.
+
+    The resource belongs to the eager kernel that created it ("kernel-owned", see
+    tensorflow_text's sentencepiece_tokenizer.py), and `tf.random.set_seed` (so
+    `keras.utils.set_random_seed`) clears the eager kernel cache: every tokenization after it
+    fails with "Resource ... SentencepieceResource does not exist". Served graphs are not
+    affected (the server creates the resource once and keeps it).
+    """
+    with tf.init_scope():  # Eagerly, also while a graph (tf.data, tf.function) is traced.
+        try:
+            sentence_piece_model(tokenizer).tokenize(tf.constant([""]))
+            return False
+        except tf.errors.NotFoundError:
+            tokenizer._set_proto_tf(tokenizer.proto)  # keras-hub's own (re)initialisation.
+            return True
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class TranslatorPreprocessor(keras.layers.Layer):
     """Raw source sentences -> subword ids for the `Translator`, and ids back to text.
@@ -113,9 +142,9 @@ class TranslatorPreprocessor(keras.layers.Layer):
         )
 
     def lookup_tables(self) -> list:
-        """TF resources an exported SavedModel must carry (tracked by `zoo.export`)."""
-        tokenizers = [self.source_tokenizer, self.separate_target_tokenizer]
-        return [tokenizer for tokenizer in tokenizers if tokenizer is not None]
+        """TF resources an exported SavedModel must carry (tracked by `zoo.export`): the
+        tensorflow-text SentencePiece models of the tokenizers."""
+        return [sentence_piece_model(tokenizer) for tokenizer in self._tokenizers()]
 
     def _check(self, text):
         text = tf.convert_to_tensor(text)
@@ -125,7 +154,13 @@ class TranslatorPreprocessor(keras.layers.Layer):
             )
         if self.source_tokenizer.proto is None:
             raise ValueError("TranslatorPreprocessor has no vocabulary: call adapt() first.")
+        if any(revive_sentence_piece_model(tokenizer) for tokenizer in self._tokenizers()):
+            # Traced functions hold the old resource: trace again.
+            self.__dict__.pop("_graph_functions", None)
         return text
+
+    def _tokenizers(self) -> list:
+        return [t for t in (self.source_tokenizer, self.separate_target_tokenizer) if t]
 
     def _graph(self, key, function, *args):
         """`function(*args)` as a TF graph: keras-hub's tokenizers return Python lists when
@@ -174,14 +209,11 @@ class TranslatorPreprocessor(keras.layers.Layer):
 
     def detokenize(self, token_ids):
         """Target ids (batch, time), cut at the end token or padded with 0 -> sentences."""
+        self._check(tf.constant([""]))  # Revives the tokenizers if needed.
         token_ids = tf.RaggedTensor.from_tensor(tf.cast(token_ids, tf.int32), padding=PAD_ID)
         return self._graph(
             "detokenize", lambda ids: self.target_tokenizer.detokenize(ids), token_ids
         )
-
-    def target_pieces(self, token_ids):
-        """Target ids -> their subword strings (for attention plots)."""
-        return self._graph("pieces", lambda ids: self.target_tokenizer.id_to_token(ids), token_ids)
 
     def get_config(self):
         config = super().get_config()
