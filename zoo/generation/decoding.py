@@ -57,6 +57,7 @@ def decode(
     end_id: int,
     pad_id: int = 0,
     num_beams: int = 1,
+    beam_search: bool | None = None,
     model=None,
 ):
     """Decodes up to `max_length` tokens after a start token, greedily or by beam search.
@@ -70,6 +71,9 @@ def decode(
     at no cost, so a finished beam keeps its score and is not extended. `pad_id` is never
     produced otherwise. Decoding stops when every sequence has ended, or after `max_length`
     tokens.
+
+    `beam_search`: None runs `GreedySampler` for one beam and `BeamSampler` for more; True or
+    False forces one (a beam search of width 1 is greedy decoding).
 
     Returns:
         int32 tensor (batch, num_beams, max_length): each candidate's tokens after the start
@@ -103,7 +107,11 @@ def decode(
         logits = ops.where(ended, only_pad, ops.where(is_pad, FORBIDDEN, logits))
         return logits, None, cache
 
-    if num_beams == 1:
+    if beam_search is None:
+        beam_search = num_beams > 1
+    if not beam_search:
+        if num_beams != 1:
+            raise ValueError(f"Greedy decoding keeps one candidate; got num_beams={num_beams}.")
         sampler = keras_hub.samplers.GreedySampler()
         tokens = sampler(
             next_logits, prompt, cache, index=1, mask=mask, stop_token_ids=[end_id], model=model

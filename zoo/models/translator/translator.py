@@ -100,8 +100,11 @@ class Translator(Task):
             return ops.minimum(2 * ops.shape(source_ids)[1] + 10, self.max_output_length)
         return min(2 * int(steps) + 10, self.max_output_length)
 
-    def translate_ids(self, source_ids, num_beams=None, length_penalty=None):
+    def translate_ids(self, source_ids, num_beams=None, length_penalty=None, beam_search=None):
         """Decodes source ids (batch, time).
+
+        `num_beams` and `length_penalty` default to the model's; `beam_search` forces the
+        sampler (see `zoo.generation.decode`).
 
         Returns:
             {"token_ids": (batch, beams, time) int32, every candidate's tokens with the end
@@ -122,6 +125,7 @@ class Translator(Task):
             END_ID,
             PAD_ID,
             num_beams=num_beams,
+            beam_search=beam_search,
             model=self,
         )
         keep = cut_at_end(candidates, END_ID)

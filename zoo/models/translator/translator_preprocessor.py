@@ -170,7 +170,7 @@ class TranslatorPreprocessor(keras.layers.Layer):
         # Not a tracked attribute: Keras and SavedModels need not see these helpers.
         functions = self.__dict__.setdefault("_graph_functions", {})
         if key not in functions:
-            functions[key] = tf.function(function, reduce_retracing=True)
+            functions[key] = tf.function(function, reduce_retracing=True, autograph=False)
         return functions[key](*args)
 
     def tokenize_source(self, text):
