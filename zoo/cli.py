@@ -56,6 +56,11 @@ def _parser(entry_names: list[str]) -> argparse.ArgumentParser:
     sub = with_entry("predict", "predict from raw inputs (arguments, or one per line on stdin)")
     sub.add_argument("inputs", nargs="*", help="raw inputs; '-' or none reads stdin")
     sub.add_argument("--model", help="a .keras file (default: the pretrained one)")
+    sub.add_argument(
+        "--beam",
+        type=int,
+        help="beam width of a generative entry (default: the model's; 1: greedy)",
+    )
     return parser
 
 
@@ -150,6 +155,7 @@ def _list() -> int:
 
 def _predict(args) -> int:
     import zoo
+    from zoo.errors import ZooError
     from zoo.registry import get_entry
 
     inputs = args.inputs
@@ -157,6 +163,12 @@ def _predict(args) -> int:
         # Bytes, not text: the models replace invalid UTF-8 themselves instead of failing.
         inputs = sys.stdin.buffer.read().splitlines()
     model = zoo.load(args.name, args.model)
+    if args.beam is not None:
+        if not hasattr(model, "num_beams"):
+            raise ZooError(f"--beam applies to generative entries; '{args.name}' is not one.")
+        if args.beam < 1:
+            raise ZooError(f"--beam must be at least 1, got {args.beam}.")
+        model.num_beams = args.beam
     for record in get_entry(args.name).family.predict_records(model, inputs):
         print(json.dumps(record, ensure_ascii=False))
     return 0

@@ -1,7 +1,9 @@
 """Family-agnostic export to a SavedModel that stock TF Serving loads.
 
 `saved_models/<entry>/serving/<version>/` gets signature `serving_default`: raw `tf.string`
-inputs -> named outputs, with preprocessing (core TF ops only) and decoding in the graph.
+inputs -> named outputs, with preprocessing (core TF ops, and tensorflow-text's for subword
+entries) and decoding in the graph; and any `Family.extra_endpoints` (the translator's
+`attention`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ def export_model(name: str, model_dir: str | Path | None = None) -> Path:
         fn=tf.function(entry.family.serving_function(model)),
         input_signature=entry.family.serving_signature(),
     )
+    for endpoint, (function, signature) in entry.family.extra_endpoints(model).items():
+        archive.add_endpoint(name=endpoint, fn=tf.function(function), input_signature=signature)
     serving_dir = model_dir / "serving"
     serving_dir.mkdir(parents=True, exist_ok=True)
     # A scratch folder of this process's own: concurrent exports never share one.

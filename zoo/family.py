@@ -125,6 +125,10 @@ class Family(abc.ABC):
         """The model's outputs for raw `text` that `postprocess` serves from (in a graph)."""
         return model(model.preprocessor(text), training=False)
 
+    def extra_endpoints(self, model) -> dict:
+        """Signatures exported beside `serving_default`: {name: (function, input signature)}."""
+        return {}
+
     def serving_signature(self) -> list[tf.TensorSpec]:
         """The input signature of `serving_function`."""
         return [tf.TensorSpec([None], tf.string, name="text")]

@@ -138,7 +138,6 @@ def length_normalized_scores(token_log_probs, mask, length_penalty: float = 1.0)
     including the end token) `mask` marks: the ranking key is the total log-probability divided
     by `length ** length_penalty` (0: raw log-probability, favouring short outputs; 1: the
     mean per token)."""
-    mask = ops.cast(mask, "float32")
-    total = ops.sum(token_log_probs * mask, axis=-1)
-    length = ops.maximum(ops.sum(mask, axis=-1), 1.0)
+    total = ops.sum(ops.where(mask, ops.cast(token_log_probs, "float32"), 0.0), axis=-1)
+    length = ops.maximum(ops.sum(ops.cast(mask, "float32"), axis=-1), 1.0)
     return total / ops.power(length, length_penalty), total / length

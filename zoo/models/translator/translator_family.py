@@ -15,7 +15,11 @@ from zoo.generation import slice_update_without_xla
 from zoo.layers import RecurrentBackbone
 from zoo.layers.attention_decoder import AttentionDecoder
 from zoo.models.translator.translator import Translator
-from zoo.models.translator.translator_preprocessor import TranslatorPreprocessor
+from zoo.models.translator.translator_preprocessor import (
+    END_ID,
+    TranslatorPreprocessor,
+    sentence_piece_model,
+)
 from zoo.task import as_string_batch, pad_to_multiple
 
 # Source lengths are padded to a multiple of this when decoding a split, so that JAX compiles
@@ -274,6 +278,43 @@ class TranslatorFamily(Family):
                 return serve(text)
 
         return translate
+
+    def attention(self, model: Translator, text) -> dict[str, tf.Tensor]:
+        """The best translation's attention over the source, for plotting (TensorFlow backend):
+        `translation`, `source_pieces` (batch, source time) and `target_pieces` (batch, time)
+        subword strings ("" for padding; the target's last piece is the end token, "</s>"),
+        `weights` (batch, time, source time): each target piece's attention weights."""
+        preprocessor = model.preprocessor
+        source_ids = pad_to_multiple(preprocessor(text)["source_ids"], DECODE_PAD_MULTIPLE)
+        best = model.translate_ids(source_ids)["token_ids"][:, :1]
+        # The end token after the translation's last piece: what its last weights predict.
+        length = tf.reduce_sum(tf.cast(best[:, 0] > 0, tf.int32), axis=1)
+        with_end = tf.where(
+            tf.range(tf.shape(best)[2] + 1)[None, :] == length[:, None],
+            END_ID,
+            tf.pad(best[:, 0], [[0, 0], [0, 1]]),
+        )
+        _, weights = model.token_log_probs(source_ids, with_end[:, None], return_attention=True)
+
+        def pieces(tokenizer, ids):
+            strings = sentence_piece_model(tokenizer).id_to_string(ids)
+            return tf.where(ids > 0, strings, "")
+
+        return {
+            "translation": preprocessor.detokenize(best[:, 0]),
+            "source_pieces": pieces(preprocessor.source_tokenizer, source_ids),
+            "target_pieces": pieces(preprocessor.target_tokenizer, with_end),
+            "weights": tf.cast(weights[:, 0], tf.float32),
+        }
+
+    def extra_endpoints(self, model) -> dict:
+        """`attention`: text -> the best translation's attention weights (see `attention`)."""
+
+        def attention(text):
+            with slice_update_without_xla():
+                return self.attention(model, text)
+
+        return {"attention": (attention, self.serving_signature())}
 
     def served_outputs(self, model, text):
         return None  # `postprocess` decodes from the text itself.
