@@ -46,7 +46,7 @@ def test_beam_search_finds_the_most_probable_sentence_greedy_decoding_misses():
     beams = run(num_beams=3)
     assert beams.shape == (2, 3, 6)
     keep = keras.ops.convert_to_numpy(cut_at_end(beams, END))
-    ranks, scores = length_normalized_scores(log_probs_of(beams), keep, length_penalty=0.0)
+    ranks, _ = length_normalized_scores(log_probs_of(beams), keep, length_penalty=0.0)
     best = np.argmax(keras.ops.convert_to_numpy(ranks), axis=1)
     np.testing.assert_array_equal(beams[np.arange(2), best, :2], [[B, END], [B, END]])
     # A finished beam is padded after its end token and keeps its score.
