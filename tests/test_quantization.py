@@ -181,6 +181,8 @@ def test_quantized_model_ships_only_within_0_2_points():
     assert keeps_quantized(0.9146, 0.9146) and keeps_quantized(0.9146, 0.9150)
     assert keeps_quantized(0.9146, 0.9127) and keeps_quantized(0.9146, 0.9126)  # 0.20 points
     assert not keeps_quantized(0.9146, 0.9125) and not keeps_quantized(0.8835, 0.8700)
+    # A metric in points already (BLEU): 0.2 BLEU.
+    assert keeps_quantized(34.10, 33.90, points=1.0) and not keeps_quantized(34.1, 33.8, 1.0)
 
 
 @pytest.mark.parametrize("drop, shipped", [(0.001, "int8"), (0.003, "float32")])

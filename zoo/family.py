@@ -59,6 +59,8 @@ class Family(abc.ABC):
 
     #: Name of the metric reported on the test split (the README's table column).
     metric: str = ""
+    #: Points per unit of the metric: 100 for a fraction in [0, 1], 1 for one in points (BLEU).
+    metric_points: float = 100.0
     #: The model class `build` returns (what `check_model` expects of a loaded file).
     model_class: type = keras.Model
     #: The most texts a served request may hold.

@@ -23,13 +23,19 @@ from zoo.shipping import model_files, recover, replace_files
 from zoo.task import weights_dtype
 
 MODES = ("int8",)
-# 0.2 points of a metric that is a fraction in [0, 1] where higher is better (accuracy, F1).
-MAX_METRIC_DROP = 0.002
+# The most a quantized model's metric may lose, in points (of 100) where higher is better.
+MAX_METRIC_DROP_POINTS = 0.2
+# The same for a metric that is a fraction in [0, 1] (accuracy, F1).
+MAX_METRIC_DROP = MAX_METRIC_DROP_POINTS / 100
 
 
-def keeps_quantized(float_value: float, quantized_value: float) -> bool:
-    """Whether the quantized model ships: its metric is at most 0.2 points below float's."""
-    return float_value - quantized_value <= MAX_METRIC_DROP + 1e-9
+def keeps_quantized(float_value: float, quantized_value: float, points: float = 100.0) -> bool:
+    """Whether the quantized model ships: its metric is at most 0.2 points below float's.
+
+    `points`: points per unit of the metric (`Family.metric_points`): 100 for a fraction in
+    [0, 1], 1 for a metric already in points (BLEU).
+    """
+    return (float_value - quantized_value) * points <= MAX_METRIC_DROP_POINTS + 1e-7
 
 
 def quantize_model(model: keras.Model, mode: str = "int8") -> keras.Model:
@@ -108,7 +114,8 @@ def _quantize_folder(entry, model, output_dir, mode, config, float_metrics, comm
         quantized_metrics = measure(name, quantized, config, output_dir, TEST_SPLIT)
         quantized_bytes = partial.stat().st_size
         metric = entry.family.metric
-        ships = keeps_quantized(float_metrics[metric], quantized_metrics[metric])
+        points = entry.family.metric_points
+        ships = keeps_quantized(float_metrics[metric], quantized_metrics[metric], points)
         if ships:
             os.replace(partial, model_path)
     finally:
@@ -119,7 +126,7 @@ def _quantize_folder(entry, model, output_dir, mode, config, float_metrics, comm
     metrics[QUANTIZATION] = {
         "shipped": mode if ships else "float32",
         "mode": mode,
-        "max_metric_drop": MAX_METRIC_DROP,
+        "max_metric_drop": MAX_METRIC_DROP_POINTS / points,
         "float32": _summary(float_metrics, float_bytes),
         mode: _summary(quantized_metrics, quantized_bytes),
         "command": command,
@@ -139,15 +146,16 @@ def describe(metrics: dict) -> str:
     """One line saying which model ships and why."""
     block = metrics[QUANTIZATION]
     mode = block["mode"]
+    points = round(MAX_METRIC_DROP_POINTS / block["max_metric_drop"], 6)
     float_value, quantized_value = block["float32"]["value"], block[mode]["value"]
-    drop = 100 * (float_value - quantized_value)
+    drop = points * (float_value - quantized_value)
     verdict = (
         f"ships {mode}"
         if block["shipped"] == mode
-        else f"keeps float32: {mode} is more than {100 * MAX_METRIC_DROP:.1f} points below"
+        else f"keeps float32: {mode} is more than {MAX_METRIC_DROP_POINTS:.1f} points below"
     )
     return (
-        f"{metrics['entry']}: {metrics['metric']} float32 {100 * float_value:.2f} "
-        f"({block['float32']['bytes']:,} bytes), {mode} {100 * quantized_value:.2f} "
+        f"{metrics['entry']}: {metrics['metric']} float32 {points * float_value:.2f} "
+        f"({block['float32']['bytes']:,} bytes), {mode} {points * quantized_value:.2f} "
         f"({block[mode]['bytes']:,} bytes), drop {drop:.2f} points; {verdict}."
     )

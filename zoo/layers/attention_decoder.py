@@ -1,7 +1,6 @@
 import json
 
 import keras
-import keras_hub
 from keras import ops
 
 from zoo.layers.recurrent_stack import RecurrentStack
@@ -41,12 +40,13 @@ class AttentionDecoder(keras.layers.Layer):
             forcing: the tokens before each predicted one).
         memory: float tensor (batch, source time, width): the encoder's outputs.
         memory_mask: bool tensor (batch, source time): which memory steps are real.
-        initial_state: the stack's states (one list per layer), e.g. from `bridge`.
+        initial_state: the stack's states (one list per layer), e.g. from `bridge`; or
+        summary: (batch, width) the encoder's summary, which `bridge` maps to them.
         return_attention: bool. Also return the attention weights (batch, time, source time).
 
     Examples:
     >>> decoder = AttentionDecoder(8000, 256, cell="gru", units=512)
-    >>> logits = decoder(target_ids, memory, memory_mask, decoder.bridge(summary))
+    >>> logits = decoder(target_ids, memory, memory_mask, summary=encoder_summary)
     """
 
     def __init__(
@@ -74,7 +74,7 @@ class AttentionDecoder(keras.layers.Layer):
             )
         policy = self.dtype_policy
         # === Layers ===
-        self.token_embedding = keras_hub.layers.ReversibleEmbedding(
+        self.token_embedding = keras.layers.ReversibleEmbedding(
             vocabulary_size,
             embedding_dim,
             tie_weights=tie_embeddings,
@@ -122,14 +122,18 @@ class AttentionDecoder(keras.layers.Layer):
         self.embedding_dropout_rate = embedding_dropout
 
     def build(
-        self, token_ids_shape, memory_shape, memory_mask_shape=None, initial_state_shape=None
+        self,
+        token_ids_shape,
+        memory_shape,
+        memory_mask_shape=None,
+        initial_state_shape=None,
+        summary_shape=None,
     ):
         batch = token_ids_shape[0]
         self.token_embedding.build(token_ids_shape)
         self.stack.build((batch, None, self.embedding_dim))
         units = self.stack.units
-        if not self.bridge_layer.built:  # `bridge` may have run first, on the summary.
-            self.bridge_layer.build((batch, memory_shape[-1]))
+        self.bridge_layer.build((batch, memory_shape[-1]))
         self.memory_keys.build(memory_shape)
         self.attention_layer.build([(batch, None, units), memory_shape, (*memory_shape[:2], units)])
         self.combine.build((batch, None, units + memory_shape[-1]))
@@ -170,9 +174,12 @@ class AttentionDecoder(keras.layers.Layer):
         memory,
         memory_mask=None,
         initial_state=None,
+        summary=None,
         training=None,
         return_attention=False,
     ):
+        if initial_state is None and summary is not None:
+            initial_state = self.bridge(summary)
         mask = ops.not_equal(token_ids, 0)
         if memory_mask is None:
             memory_mask = ops.ones(ops.shape(memory)[:2], dtype="bool")
@@ -200,6 +207,7 @@ class AttentionDecoder(keras.layers.Layer):
         memory,
         memory_mask=None,
         initial_state=None,
+        summary=None,
         training=None,
         return_attention=False,
     ):

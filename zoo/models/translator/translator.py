@@ -51,10 +51,7 @@ class Translator(Task):
         target_ids = keras.Input(shape=(None,), dtype="int32", name="target_ids")
         memory, states = self.encoder(source_ids)
         logits = self.decoder(
-            target_ids,
-            memory,
-            ops.not_equal(source_ids, 0),
-            self.decoder.bridge(self._summary(states)),
+            target_ids, memory, ops.not_equal(source_ids, 0), summary=self._summary(states)
         )
         super().__init__(
             inputs={"source_ids": source_ids, "target_ids": target_ids}, outputs=logits, **kwargs

@@ -82,6 +82,7 @@ class TranslatorFamily(Family):
     """
 
     metric = "bleu"
+    metric_points = 1.0  # sacreBLEU is in points already.
     model_class = Translator
 
     def __init__(self, load_split: Callable[[str], tf.data.Dataset], source: str, target: str):
