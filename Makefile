@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 ZOO := ZOO_DATA_MIRROR=$(DATA_MIRROR) TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m zoo
 SETS := $(foreach pair,$(SET),--set $(pair))
 
-.PHONY: setup test test-all bench list lint clean gradient-norms
+.PHONY: setup test test-all bench list lint clean gradient-norms report-nmt
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,12 @@ eval-%: setup
 # int8-quantizes saved_models/<entry>/model.keras in place if the test metric holds (0.2 points).
 quantize-%: setup
 	KERAS_BACKEND=$(BACKEND) $(ZOO) quantize $*
+
+# A translator's decoding (beam width, length penalty) chosen on validation and saved on the
+# model, with the card's measurements: BLEU vs beam width, speed, attention heatmaps.
+report-nmt: setup
+	KERAS_BACKEND=$(BACKEND) ZOO_DATA_MIRROR=$(DATA_MIRROR) TF_CPP_MIN_LOG_LEVEL=2 \
+		$(PY) -m zoo.models.translator.report --choose
 
 export-%: setup
 	KERAS_BACKEND=tensorflow $(ZOO) export $*

@@ -56,16 +56,20 @@ def write_multi30k(directory: Path) -> None:
                 file.write("".join(pair[index] + "\n" for pair in pairs).encode("utf-8"))
 
 
+def use_tiny_mirror(patch, root: Path) -> None:
+    patch.setenv("ZOO_DATA_MIRROR", str(root / "mirror"))
+    patch.setenv("ZOO_DATA_DIR", str(root / "tfds"))
+    # The tiny mirror's split sizes are not Multi30k's.
+    patch.setattr("pipelines.multi30k.SPLIT_SIZES", {"train": 28, "validation": 4, "test": 4})
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("nmt")
     write_multi30k(root / "mirror")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ZOO_DATA_MIRROR", str(root / "mirror"))
-        patch.setenv("ZOO_DATA_DIR", str(root / "tfds"))
+        use_tiny_mirror(patch, root)
         patch.setenv("ZOO_VERBOSE", "0")
-        # The tiny mirror's split sizes are not Multi30k's.
-        patch.setattr("pipelines.multi30k.SPLIT_SIZES", {"train": 28, "validation": 4, "test": 4})
         metrics = train("nmt", TINY_TRANSLATOR, output_dir=root / "model", runs_dir=root / "runs")
         yield root, metrics
 
@@ -180,3 +184,31 @@ def test_cli_predict_translates_with_the_beam_asked_for(trained):
     assert set(record) == {"translation", "score", "num_tokens", "truncated"}
     refused = predict("Ein Mann läuft.", "--beam", "0")
     assert refused.returncode == 2 and "--beam must be at least 1" in refused.stderr
+
+
+def test_report_chooses_the_decoding_on_validation_and_saves_it(trained, tmp_path, monkeypatch):
+    import shutil
+
+    from zoo.models.translator.report import BEAM_WIDTHS, LENGTH_PENALTIES, report
+
+    use_tiny_mirror(monkeypatch, trained[0])
+    shutil.copy(trained[0] / "model" / "model.keras", tmp_path / "model.keras")
+    results = report(tmp_path, choose=True)
+    assert len(results["validation"]) == len(BEAM_WIDTHS) + len(LENGTH_PENALTIES) - 1
+    best = max(row["bleu"] for row in results["validation"])
+    chosen = results["chosen"]
+    assert any(
+        row["bleu"] == best and row["num_beams"] == chosen["num_beams"]
+        for row in results["validation"]
+    )
+    model = zoo.load("nmt", tmp_path / "model.keras")
+    assert (model.num_beams, model.length_penalty) == (
+        chosen["num_beams"],
+        chosen["length_penalty"],
+    )
+    assert [row["num_beams"] for row in results["test"]] == sorted({1, chosen["num_beams"]})
+    assert len(results["worst"]) == len(results["best"]) == 4  # The whole tiny test split.
+    empty = next(probe for probe in results["probes"] if probe["source"] == "")
+    assert empty["translation"] == "" and empty["score"] == 0.0
+    for name in results["figures"]:
+        assert (tmp_path / name).stat().st_size > 1000

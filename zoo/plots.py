@@ -16,10 +16,17 @@ def plot_training_curves(
 ) -> None:
     """One panel per metric (loss, accuracy, ...), training and validation curves together."""
     metrics = [name for name in history if not name.startswith("val_") and name != "learning_rate"]
+    # Validation-only metrics (a translator's BLEU, scored by decoding) get panels of their own.
+    metrics += [name for name in history if name.startswith("val_") and name[4:] not in history]
     figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
     for axis, name in zip(axes[0], metrics):
         epochs = range(1, len(history[name]) + 1)
-        axis.plot(epochs, history[name], marker="o", label="train")
+        axis.plot(
+            epochs,
+            history[name],
+            marker="o",
+            label="validation" if name.startswith("val_") else "train",
+        )
         if f"val_{name}" in history:
             axis.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
         axis.set_xlabel("epoch")
