@@ -110,6 +110,14 @@ def test_greedy_decoding_equals_a_beam_search_of_width_one(model):
         )
 
 
+def test_generate_translates_like_predict_records_and_the_server(model):
+    records = get_entry("nmt").family.predict_records(model, TEXTS + [""])
+    assert model.generate(TEXTS + [""], batch_size=2) == [r["translation"] for r in records]
+    assert model.generate("Ein Mann läuft.", num_beams=1) == model.generate(
+        ["Ein Mann läuft."], num_beams=1, batch_size=1
+    )
+
+
 def test_beams_come_back_sorted_by_their_ranking_score(model):
     for length_penalty in (0.0, 1.0):
         result = model.translate_ids(source_ids(model, TEXTS), 3, length_penalty)

@@ -26,8 +26,10 @@ def entries_table() -> str:
         measured, device = "not trained yet", ""
         if metrics_path.exists():
             metrics = json.loads(metrics_path.read_text())
+            points = entry.family.metric_points  # 100 for a fraction, 1 for BLEU.
+            unit = " %" if points == 100 else ""
             measured = (
-                f"{metrics['metric']} **{100 * metrics['value']:.2f} %** "
+                f"{metrics['metric']} **{points * metrics['value']:.2f}{unit}** "
                 f"({metrics['split']}, {metrics['num_examples']:,} examples)"
             )
             if metrics.get("weights", "float32") != "float32":  # Shipped quantized: say so.

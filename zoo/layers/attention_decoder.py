@@ -14,20 +14,20 @@ class AttentionDecoder(keras.layers.Layer):
 
     Luong et al. (2015)'s global attention: at each step the decoder's top-layer output `h_t`
     scores every memory step, the weights average the memory into a context `c_t`, and the
-    attentional state `tanh(W_c [c_t; h_t])` gives the next-token logits. The score is
+    attentional state `tanh(W_c [c_t; h_t])`, mapped linearly to the embeddings' width, gives
+    the next-token logits (its product with the output embeddings, plus a bias). The score is
     multiplicative (`keras.layers.Attention` over keys `W_k m`, Luong's "general") or additive
     (`keras.layers.AdditiveAttention`, Bahdanau's `v . tanh(h + W_k m)`). The attention comes
     after the recurrence, so teacher-forced training runs the whole target sequence through
     the (fused) recurrent layers at once, and `step` runs one token at a time for decoding.
 
-    The attentional state has the embeddings' width, and the logits are its product with the
-    target embeddings (tied, `ReversibleEmbedding`) or with a matrix of their own
-    (`tie_embeddings=False`). `bridge` maps a summary of the encoder (its final states) to the
+    The output embeddings are the target embeddings (tied, `ReversibleEmbedding`) or a matrix of
+    their own (`tie_embeddings=False`). `bridge` maps a summary of the encoder (its final states) to the
     decoder's initial states.
 
     Args:
         vocabulary_size: int. Target vocabulary size (id 0 is padding).
-        embedding_dim: int. Width of the target embeddings and of the attentional state.
+        embedding_dim: int. Width of the target (and output) embeddings.
         attention: str. "luong" (multiplicative) or "bahdanau" (additive) scores.
         tie_embeddings: bool. Share the target embeddings with the output projection.
         embedding_dropout: float. Dropout on the target embeddings.
@@ -107,11 +107,13 @@ class AttentionDecoder(keras.layers.Layer):
         else:
             self.attention_layer = keras.layers.AdditiveAttention(name="attention", dtype=policy)
         self.combine = keras.layers.Dense(
-            embedding_dim,
-            activation="tanh",
-            use_bias=False,
-            name="combine",
-            dtype=policy,
+            units, activation="tanh", use_bias=False, name="combine", dtype=policy
+        )
+        # A linear map from the tanh-bounded attentional state to the embeddings' space: with
+        # the logits its product with the embeddings directly, the state saturates and training
+        # stalls (measured: a tiny model's loss stuck near 1.0 where this reaches 0.06).
+        self.projection = keras.layers.Dense(
+            embedding_dim, use_bias=False, name="projection", dtype=policy
         )
         self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
         # === Config ===
@@ -137,6 +139,10 @@ class AttentionDecoder(keras.layers.Layer):
         self.memory_keys.build(memory_shape)
         self.attention_layer.build([(batch, None, units), memory_shape, (*memory_shape[:2], units)])
         self.combine.build((batch, None, units + memory_shape[-1]))
+        self.projection.build((batch, None, units))
+        self.output_bias = self.add_weight(
+            shape=(self.vocabulary_size,), initializer="zeros", name="output_bias"
+        )
         self.built = True
 
     def get_build_config(self):
@@ -164,9 +170,11 @@ class AttentionDecoder(keras.layers.Layer):
             training=training,
         )
         attentional = self.combine(ops.concatenate([context, outputs], axis=-1))
-        attentional = self.output_dropout(attentional, training=training)
-        # Tied: the transposed embeddings; untied: the layer's own output matrix.
-        return self.token_embedding(attentional, reverse=True), weights
+        attentional = self.projection(self.output_dropout(attentional, training=training))
+        # Tied: the transposed embeddings; untied: the layer's own output matrix. The bias
+        # carries the tokens' prior, which the bounded attentional state need not encode.
+        logits = self.token_embedding(attentional, reverse=True) + self.output_bias
+        return logits, weights
 
     def call(
         self,

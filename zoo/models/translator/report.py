@@ -27,7 +27,8 @@ import numpy as np
 import sacrebleu
 
 import zoo  # noqa: F401  (registers the entries)
-from zoo.models.translator.translator_family import DECODE_PAD_MULTIPLE, bleu_scores
+from zoo.models.translator.translator import DECODE_PAD_MULTIPLE
+from zoo.models.translator.translator_family import bleu_scores
 from zoo.models.translator.translator_preprocessor import END_ID
 from zoo.registry import get_entry
 from zoo.runtime import run_facts

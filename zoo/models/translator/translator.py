@@ -3,7 +3,13 @@ from keras import ops
 
 from zoo.generation import cut_at_end, decode, length_normalized_scores
 from zoo.models.translator.translator_preprocessor import END_ID, PAD_ID, START_ID
-from zoo.task import Task
+from zoo.task import Task, as_string_batch, pad_to_multiple
+
+# Source lengths are padded to a multiple of this before decoding, in every path (a split's
+# scoring, `generate`, predict_records, the served graph): the decoding limit
+# (`output_length`) then depends on the same padded length, and JAX compiles the decoding
+# loop for a few shapes only.
+DECODE_PAD_MULTIPLE = 16
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -135,6 +141,27 @@ class Translator(Task):
             "scores": ops.take_along_axis(scores, order, axis=1),
             "ranks": ops.take_along_axis(ranks, order, axis=1),
         }
+
+    def generate(self, inputs, num_beams=None, length_penalty=None, batch_size=128) -> list[str]:
+        """Translations (str) of raw source sentences (a str or a list of them), decoded
+        `batch_size` at a time with the model's beam width and length penalty unless given.
+
+        >>> zoo.load("nmt").generate(["Ein Mann fährt Fahrrad."])
+        ['A man is riding a bike.']
+        """
+        import tensorflow as tf
+
+        texts = as_string_batch(inputs)
+        translations = []
+        for start in range(0, int(texts.shape[0]), batch_size):
+            features = self.preprocessor(texts[start : start + batch_size])
+            source_ids = pad_to_multiple(features["source_ids"], DECODE_PAD_MULTIPLE)
+            result = self.translate_ids(source_ids.numpy(), num_beams, length_penalty)
+            best = tf.constant(keras.ops.convert_to_numpy(result["token_ids"])[:, 0])
+            translations += [
+                text.decode("utf-8") for text in self.preprocessor.detokenize(best).numpy()
+            ]
+        return translations
 
     def token_log_probs(self, source_ids, candidates, return_attention=False):
         """Teacher-forced log-probability of each candidate token (batch, beams, time) given

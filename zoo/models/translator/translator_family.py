@@ -14,17 +14,13 @@ from zoo.family import Family, records
 from zoo.generation import slice_update_without_xla
 from zoo.layers import RecurrentBackbone
 from zoo.layers.attention_decoder import AttentionDecoder
-from zoo.models.translator.translator import Translator
+from zoo.models.translator.translator import DECODE_PAD_MULTIPLE, Translator
 from zoo.models.translator.translator_preprocessor import (
     END_ID,
     TranslatorPreprocessor,
     sentence_piece_model,
 )
 from zoo.task import as_string_batch, pad_to_multiple
-
-# Source lengths are padded to a multiple of this when decoding a split, so that JAX compiles
-# the decoding loop for a few shapes only.
-DECODE_PAD_MULTIPLE = 16
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -206,18 +202,7 @@ class TranslatorFamily(Family):
 
     def translate(self, model, texts: list[str], batch_size: int, num_beams=None, **kwargs):
         """Translations (str) of `texts`, decoded `batch_size` at a time."""
-        translations = []
-        for start in range(0, len(texts), batch_size):
-            batch = as_string_batch(texts[start : start + batch_size])
-            source_ids = pad_to_multiple(
-                model.preprocessor(batch)["source_ids"], DECODE_PAD_MULTIPLE
-            )
-            result = model.translate_ids(source_ids.numpy(), num_beams=num_beams, **kwargs)
-            best = keras.ops.convert_to_numpy(result["token_ids"])[:, 0]
-            translations += [
-                text.decode("utf-8") for text in model.preprocessor.detokenize(best).numpy()
-            ]
-        return translations
+        return model.generate(texts, num_beams=num_beams, batch_size=batch_size, **kwargs)
 
     def _score(self, model, config, split: str, num_beams=None, **kwargs) -> dict:
         sources, references = self.references(split)
@@ -247,8 +232,7 @@ class TranslatorFamily(Family):
         A text without a subword (empty, whitespace only) gets "" and score 0. `outputs` is
         unused: decoding runs here, from the text."""
         preprocessor = model.preprocessor
-        # Padded as when scoring a split, so that the decoding limit (`output_length`) and so
-        # the translations are the same whichever way a sentence comes.
+        # Padded as in `generate`: the same translations whichever way a sentence comes.
         source_ids = pad_to_multiple(preprocessor(text)["source_ids"], DECODE_PAD_MULTIPLE)
         if keras.backend.backend() == "tensorflow":
             result = model.translate_ids(source_ids)
