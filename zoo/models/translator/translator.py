@@ -158,8 +158,11 @@ class Translator(Task):
             source_ids = pad_to_multiple(features["source_ids"], DECODE_PAD_MULTIPLE)
             result = self.translate_ids(source_ids.numpy(), num_beams, length_penalty)
             best = tf.constant(keras.ops.convert_to_numpy(result["token_ids"])[:, 0])
+            empty = self.preprocessor.tokenize_source(texts[start : start + batch_size])
+            empty = empty.row_lengths().numpy() == 0  # No subword: the empty translation.
             translations += [
-                text.decode("utf-8") for text in self.preprocessor.detokenize(best).numpy()
+                "" if nothing else text.decode("utf-8")
+                for text, nothing in zip(self.preprocessor.detokenize(best).numpy(), empty)
             ]
         return translations
 
