@@ -53,6 +53,26 @@ def json_ready(value):
     return value
 
 
+class ValidationScore(keras.callbacks.Callback):
+    """Adds `val_<metric>` to each epoch's logs from `score()`, a family's own scoring of its
+    whole validation split (a tagger's seqeval F1, a translator's BLEU), and prints it.
+
+    Placed before the checkpoint and early-stopping callbacks, which then select epochs by it.
+    """
+
+    def __init__(self, metric: str, score, description: str):
+        super().__init__()
+        self.metric = metric
+        self.score = score
+        self.description = description
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self.score()[self.metric]
+        if logs is not None:
+            logs[f"val_{self.metric}"] = value
+        print(f"Epoch {epoch + 1}: {self.description} {value:.4f}", flush=True)
+
+
 class Family(abc.ABC):
     """A model family bound to one dataset: the pieces `zoo.train`, `zoo.evaluate` and
     `zoo.export` call, so that those stay the same for every entry."""

@@ -19,6 +19,7 @@ import keras
 
 from zoo.errors import ZooError
 from zoo.evaluate import QUANTIZATION, TEST_SPLIT, evaluation_setup, measure, write_metrics
+from zoo.registry import get_entry
 from zoo.shipping import model_files, recover, replace_files
 from zoo.task import weights_dtype
 
@@ -146,7 +147,7 @@ def describe(metrics: dict) -> str:
     """One line saying which model ships and why."""
     block = metrics[QUANTIZATION]
     mode = block["mode"]
-    points = round(MAX_METRIC_DROP_POINTS / block["max_metric_drop"], 6)
+    points = get_entry(metrics["entry"]).family.metric_points
     float_value, quantized_value = block["float32"]["value"], block[mode]["value"]
     drop = points * (float_value - quantized_value)
     verdict = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import tensorflow as tf
 
 from pipelines.transforms import bucket_by_length, pack_documents
 from zoo.errors import ConfigError, ZooError
-from zoo.family import Family
+from zoo.family import Family, ValidationScore
 from zoo.layers import RecurrentBackbone
 from zoo.models.sequence_tagger.sequence_tagger import SequenceTagger
 from zoo.models.sequence_tagger.sequence_tagger_preprocessor import (
@@ -49,23 +50,6 @@ def string_table(keys, default: int) -> tf.lookup.StaticHashTable:
 
 def decode_strings(values) -> list[str]:
     return [value.decode("utf-8") for value in values]
-
-
-class DevelopmentScore(keras.callbacks.Callback):
-    """Adds `val_f1` to each epoch's logs from `score()` (the family's seqeval scoring).
-
-    Placed before the checkpoint and early-stopping callbacks, which then select epochs by it.
-    """
-
-    def __init__(self, score: Callable[[], dict]):
-        super().__init__()
-        self.score = score
-
-    def on_epoch_end(self, epoch, logs=None):
-        results = self.score()
-        if logs is not None:
-            logs["val_f1"] = results["f1"]
-        print(f"Epoch {epoch + 1}: development span F1 (seqeval) {results['f1']:.4f}", flush=True)
 
 
 class SequenceTaggerFamily(Family):
@@ -324,7 +308,8 @@ class SequenceTaggerFamily(Family):
 
     def callbacks(self, model, config) -> list[keras.callbacks.Callback]:
         """`val_f1`: seqeval's span F1 on the whole development split, after every epoch."""
-        return [DevelopmentScore(lambda: self._score(model, config, self.validation_split))]
+        score = functools.partial(self._score, model, config, self.validation_split)
+        return [ValidationScore("f1", score, "development span F1 (seqeval)")]
 
     def _score(self, model: SequenceTagger, config, split: str) -> dict:
         """Span metrics (seqeval, conlleval rules) over every sentence of a split."""

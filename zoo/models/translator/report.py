@@ -53,10 +53,10 @@ PROBES = [
 ]
 
 
-def timed_scores(family, model, sources, references, num_beams, length_penalty):
+def timed_scores(model, sources, references, num_beams, length_penalty):
     started = time.time()
-    hypotheses = family.translate(
-        model, sources, BATCH_SIZE, num_beams=num_beams, length_penalty=length_penalty
+    hypotheses = model.generate(
+        sources, num_beams=num_beams, length_penalty=length_penalty, batch_size=BATCH_SIZE
     )
     seconds = time.time() - started
     return hypotheses, {
@@ -115,7 +115,7 @@ def report(model_dir: Path, choose: bool) -> dict:
     sources, references = family.references("validation")
     print(f"Validation: {len(sources)} pairs", flush=True)
     for num_beams in BEAM_WIDTHS:
-        _, scores = timed_scores(family, model, sources, references, num_beams, 1.0)
+        _, scores = timed_scores(model, sources, references, num_beams, 1.0)
         results["validation"].append(scores)
         print(json.dumps(scores), flush=True)
     widths = [row for row in results["validation"] if row["num_beams"] > 1]
@@ -123,7 +123,7 @@ def report(model_dir: Path, choose: bool) -> dict:
     for length_penalty in LENGTH_PENALTIES:
         if length_penalty == 1.0:
             continue
-        _, scores = timed_scores(family, model, sources, references, best_width, length_penalty)
+        _, scores = timed_scores(model, sources, references, best_width, length_penalty)
         results["validation"].append(scores)
         print(json.dumps(scores), flush=True)
     best = max(results["validation"], key=lambda row: row["bleu"])
@@ -141,7 +141,7 @@ def report(model_dir: Path, choose: bool) -> dict:
     hypotheses = None
     for num_beams in sorted({1, best["num_beams"]}):
         length_penalty = best["length_penalty"] if num_beams > 1 else 1.0
-        output, scores = timed_scores(family, model, sources, references, num_beams, length_penalty)
+        output, scores = timed_scores(model, sources, references, num_beams, length_penalty)
         results["test"].append(scores)
         print(json.dumps(scores), flush=True)
         if num_beams == best["num_beams"]:

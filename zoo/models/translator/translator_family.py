@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import sacrebleu
 import tensorflow as tf
 from keras import ops
 
-from zoo.family import Family, records
+from zoo.family import Family, ValidationScore, records
 from zoo.generation import slice_update_without_xla
 from zoo.layers import RecurrentBackbone
 from zoo.layers.attention_decoder import AttentionDecoder
@@ -47,24 +48,6 @@ class SmoothedSequenceCrossEntropy(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
-
-
-class ValidationScore(keras.callbacks.Callback):
-    """Adds `val_bleu` to each epoch's logs from `score()` (greedy decoding of the whole
-    validation split); placed before the checkpoint and early stopping, which select by it."""
-
-    def __init__(self, score: Callable[[], dict]):
-        super().__init__()
-        self.score = score
-
-    def on_epoch_end(self, epoch, logs=None):
-        results = self.score()
-        if logs is not None:
-            logs["val_bleu"] = results["bleu"]
-        print(
-            f"Epoch {epoch + 1}: validation BLEU {results['bleu']:.2f} (greedy, sacreBLEU)",
-            flush=True,
-        )
 
 
 class TranslatorFamily(Family):
@@ -190,7 +173,8 @@ class TranslatorFamily(Family):
 
     def callbacks(self, model, config) -> list[keras.callbacks.Callback]:
         """`val_bleu`: sacreBLEU of greedy translations of the whole validation split."""
-        return [ValidationScore(lambda: self._score(model, config, "validation", num_beams=1))]
+        score = functools.partial(self._score, model, config, "validation", num_beams=1)
+        return [ValidationScore("bleu", score, "validation BLEU (greedy, sacreBLEU)")]
 
     def references(self, split: str) -> tuple[list[str], list[str]]:
         """(source sentences, reference translations) of a whole split, in file order."""
@@ -200,20 +184,16 @@ class TranslatorFamily(Family):
             references.append(pair[self.target].decode("utf-8"))
         return sources, references
 
-    def translate(self, model, texts: list[str], batch_size: int, num_beams=None, **kwargs):
-        """Translations (str) of `texts`, decoded `batch_size` at a time."""
-        return model.generate(texts, num_beams=num_beams, batch_size=batch_size, **kwargs)
-
     def _score(self, model, config, split: str, num_beams=None, **kwargs) -> dict:
         sources, references = self.references(split)
-        hypotheses = self.translate(
-            model, sources, config.decode_batch_size, num_beams=num_beams, **kwargs
+        hypotheses = model.generate(
+            sources, num_beams=num_beams, batch_size=config.decode_batch_size, **kwargs
         )
         return bleu_scores(hypotheses, references)
 
     def evaluate(self, model, config, split: str) -> dict:
         sources, references = self.references(split)
-        hypotheses = self.translate(model, sources, config.decode_batch_size)
+        hypotheses = model.generate(sources, batch_size=config.decode_batch_size)
         return {
             **bleu_scores(hypotheses, references),
             "num_examples": len(references),

@@ -154,10 +154,14 @@ class TranslatorPreprocessor(keras.layers.Layer):
             )
         if self.source_tokenizer.proto is None:
             raise ValueError("TranslatorPreprocessor has no vocabulary: call adapt() first.")
+        self._revive()
+        return text
+
+    def _revive(self) -> None:
+        """Creates the tokenizers' resources again if `tf.random.set_seed` dropped them."""
         if any(revive_sentence_piece_model(tokenizer) for tokenizer in self._tokenizers()):
             # Traced functions hold the old resource: trace again.
             self.__dict__.pop("_graph_functions", None)
-        return text
 
     def _tokenizers(self) -> list:
         return [t for t in (self.source_tokenizer, self.separate_target_tokenizer) if t]
@@ -209,7 +213,7 @@ class TranslatorPreprocessor(keras.layers.Layer):
 
     def detokenize(self, token_ids):
         """Target ids (batch, time), cut at the end token or padded with 0 -> sentences."""
-        self._check(tf.constant([""]))  # Revives the tokenizers if needed.
+        self._revive()
         token_ids = tf.RaggedTensor.from_tensor(tf.cast(token_ids, tf.int32), padding=PAD_ID)
         return self._graph(
             "detokenize", lambda ids: self.target_tokenizer.detokenize(ids), token_ids
