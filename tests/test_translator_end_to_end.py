@@ -19,6 +19,7 @@ from tests.conftest import REPO, run_on_jax, subprocess_env
 from tests.helpers.serving import finish_serving, start_serving, tensorflow_only_site
 from zoo.evaluate import evaluate_model
 from zoo.export import export_model
+from zoo.models.translator.translator_preprocessor import TranslatorPreprocessor
 from zoo.registry import get_entry
 from zoo.train import train
 
@@ -33,7 +34,7 @@ PAIRS = [
 ]  # 36 pairs
 SPLITS = {"train": PAIRS[:28], "val": PAIRS[28:32], "test_2016_flickr": PAIRS[32:]}
 TINY_TRANSLATOR = {
-    "vocabulary_size": 48,
+    "vocabulary_size": 44,
     "embedding_dim": 8,
     "units": 8,
     "decoder_units": 8,
@@ -82,6 +83,14 @@ def test_training_evaluates_bleu_and_chrf_on_the_whole_test_split(trained, monke
         assert 0.0 <= metrics[key] <= 100.0, key
     assert "tok:13a" in metrics["bleu_signature"] and "case:mixed" in metrics["bleu_signature"]
     assert [example["source"] for example in metrics["examples"]] == [p[0] for p in PAIRS[32:]]
+    # The recipe lower-cases the source in the graph: any casing of the test split reads alike.
+    casing = metrics["source_casing_bleu"]
+    assert casing == {
+        "as_distributed": metrics["bleu"],
+        "lower": casing["lower"],
+        "upper": casing["upper"],
+    }
+    assert casing["lower"] == casing["upper"] == metrics["bleu"]
     training = json.loads((root / "model" / "training.json").read_text())
     assert len(training["history"]["val_bleu"]) == 2  # Scored after every epoch.
     monkeypatch.setenv("ZOO_DATA_MIRROR", str(root / "mirror"))
@@ -98,6 +107,20 @@ def model(trained):
 
 def source_ids(model, texts):
     return model.preprocessor(tf.constant(texts))["source_ids"].numpy()
+
+
+def test_any_casing_of_the_source_reads_the_same(model):
+    assert model.preprocessor.lowercase_source
+    for recase in (str.lower, str.upper):
+        np.testing.assert_array_equal(
+            source_ids(model, [recase(text) for text in TEXTS]), source_ids(model, TEXTS)
+        )
+    cased = TranslatorPreprocessor.from_config(
+        {**model.preprocessor.get_config(), "lowercase_source": False}
+    )
+    cased.source_tokenizer.set_proto(model.preprocessor.source_tokenizer.proto)
+    upper, as_given = (cased(tf.constant([t]))["source_ids"] for t in ("EIN MANN LÄUFT.", TEXTS[0]))
+    assert upper.shape != as_given.shape or not np.array_equal(upper, as_given)
 
 
 def test_greedy_decoding_equals_a_beam_search_of_width_one(model):

@@ -22,6 +22,9 @@ class TranslatorConfig(RecurrentEncoderConfig, TrainingConfig):
     joint_vocabulary: bool = True
     max_source_length: int = 100
     max_target_length: int = 100
+    # Source sentences lower-cased in the graph: any casing of the input reads the same (the
+    # cased-source recipe's model failed on lower-case and all-caps German).
+    lowercase_source: bool = True
     embedding_dim: int = 256
     embedding_dropout: float = 0.1
     cell: str = choice("gru", CELLS)

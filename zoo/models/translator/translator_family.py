@@ -71,12 +71,7 @@ class TranslatorFamily(Family):
 
     def build(self, config, preprocessor=None) -> Translator:
         if preprocessor is None:
-            preprocessor = TranslatorPreprocessor(
-                vocabulary_size=config.vocabulary_size,
-                joint_vocabulary=config.joint_vocabulary,
-                max_source_length=config.max_source_length,
-                max_target_length=config.max_target_length,
-            )
+            preprocessor = self.preprocessor(config)
             source_size = target_size = config.vocabulary_size
         else:
             source_size = preprocessor.source_vocabulary_size
@@ -102,14 +97,19 @@ class TranslatorFamily(Family):
             max_output_length=config.max_output_length,
         )
 
-    def prepare_model(self, config, run_dir: Path) -> Translator:
-        train, languages = self.load_split("train"), (self.source, self.target)
-        preprocessor = TranslatorPreprocessor(
+    @staticmethod
+    def preprocessor(config) -> TranslatorPreprocessor:
+        return TranslatorPreprocessor(
             vocabulary_size=config.vocabulary_size,
             joint_vocabulary=config.joint_vocabulary,
             max_source_length=config.max_source_length,
             max_target_length=config.max_target_length,
+            lowercase_source=config.lowercase_source,
         )
+
+    def prepare_model(self, config, run_dir: Path) -> Translator:
+        train, languages = self.load_split("train"), (self.source, self.target)
+        preprocessor = self.preprocessor(config)
         print("Learning SentencePiece subwords on the training text...", flush=True)
         preprocessor.adapt(*(train.map(self._sentences(language)) for language in languages))
         return self.build(config, preprocessor=preprocessor)
@@ -192,10 +192,21 @@ class TranslatorFamily(Family):
         return bleu_scores(hypotheses, references)
 
     def evaluate(self, model, config, split: str) -> dict:
+        """sacreBLEU, lower-cased BLEU and chrF of the split as distributed, and BLEU of the
+        same split with lower-cased and all-caps sources (`source_casing`; same references):
+        the input people type."""
         sources, references = self.references(split)
         hypotheses = model.generate(sources, batch_size=config.decode_batch_size)
+        scores = bleu_scores(hypotheses, references)
+        casing = {"as_distributed": scores["bleu"]}
+        for name, recase in (("lower", str.lower), ("upper", str.upper)):
+            recased = model.generate(
+                [recase(source) for source in sources], batch_size=config.decode_batch_size
+            )
+            casing[name] = bleu_scores(recased, references)["bleu"]
         return {
-            **bleu_scores(hypotheses, references),
+            **scores,
+            "source_casing_bleu": casing,
             "num_examples": len(references),
             "num_beams": model.num_beams,
             "length_penalty": model.length_penalty,

@@ -64,6 +64,10 @@ class TranslatorPreprocessor(keras.layers.Layer):
     one model covers both languages; otherwise each has its own. Ids 0-3 are padding,
     unknown, start and end.
 
+    With `lowercase_source`, source sentences are lower-cased (Unicode, in the graph) before
+    they are learned from or read: cased, lower-cased and all-caps input give one translation,
+    and the target keeps its case (the model restores it).
+
     A source longer than `max_source_length` subwords keeps its first `max_source_length`
     (the rest is not read; `Translator` outputs say `truncated`). Invalid UTF-8 is replaced,
     never an error.
@@ -74,6 +78,7 @@ class TranslatorPreprocessor(keras.layers.Layer):
         joint_vocabulary: bool. One vocabulary for source and target.
         max_source_length: int. Most source subwords read.
         max_target_length: int. Most target subwords trained on (and decoded).
+        lowercase_source: bool. Lower-case source sentences before reading them.
 
     Call arguments:
         text: tf.string tensor (batch,) of source sentences.
@@ -89,6 +94,7 @@ class TranslatorPreprocessor(keras.layers.Layer):
         joint_vocabulary=True,
         max_source_length=128,
         max_target_length=128,
+        lowercase_source=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -100,6 +106,7 @@ class TranslatorPreprocessor(keras.layers.Layer):
         self.joint_vocabulary = joint_vocabulary
         self.max_source_length = max_source_length
         self.max_target_length = max_target_length
+        self.lowercase_source = lowercase_source
         # Strings stay TF tensors (see TextClassifierPreprocessor).
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
@@ -122,6 +129,7 @@ class TranslatorPreprocessor(keras.layers.Layer):
         strings); `target_texts` defaults to `source_texts` (a smoke model's one language)."""
         source = self._string_dataset(source_texts)
         target = source if target_texts is None else self._string_dataset(target_texts)
+        source = source.map(self._source_case)
         if self.joint_vocabulary:
             texts = source if target_texts is None else source.concatenate(target)
             self.source_tokenizer.set_proto(self._learn(texts))
@@ -177,9 +185,12 @@ class TranslatorPreprocessor(keras.layers.Layer):
             functions[key] = tf.function(function, reduce_retracing=True, autograph=False)
         return functions[key](*args)
 
+    def _source_case(self, text):
+        return tf.strings.lower(text, encoding="utf-8") if self.lowercase_source else text
+
     def tokenize_source(self, text):
         """Source sentences (batch,) -> all their subword ids (tf.RaggedTensor), uncut."""
-        text = clean_text(self._check(text))
+        text = self._source_case(clean_text(self._check(text)))
         return self._graph("tokenize_source", lambda text: self.source_tokenizer(text), text)
 
     def tokenize_target(self, text):
@@ -227,6 +238,7 @@ class TranslatorPreprocessor(keras.layers.Layer):
                 "joint_vocabulary": self.joint_vocabulary,
                 "max_source_length": self.max_source_length,
                 "max_target_length": self.max_target_length,
+                "lowercase_source": self.lowercase_source,
             }
         )
         return config
