@@ -9,6 +9,7 @@ from pipelines.imdb import load_imdb
 from pipelines.multi30k import load_multi30k
 from pipelines.ptb import as_running_text, load_ptb
 from zoo.config import LEARNING_RATE_SCHEDULES, choice
+from zoo.models.language_model import LanguageModelConfig, LanguageModelFamily
 from zoo.models.sequence_tagger import SequenceTaggerConfig, SequenceTaggerFamily
 from zoo.models.text_classifier import TextClassifierConfig, TextClassifierFamily
 from zoo.models.translator import TranslatorConfig, TranslatorFamily
@@ -144,5 +145,26 @@ register(
         config_class=TranslatorConfig,
         description="seq2seq: Multi30k German->English, BiGRU encoder + GRU decoder with Luong attention, SentencePiece subwords, beam search",
         smoke_config=dict(SMOKE_TRANSLATOR),
+    )
+)
+
+SMOKE_LANGUAGE_MODEL = {
+    "vocabulary_size": 40,
+    "embedding_dim": 4,
+    "units": 4,
+    "batch_size": 2,
+    "bptt": 4,
+    "max_words": 5,
+    # Deterministic generation: served and in-memory continuations compare equal.
+    "sampler": "greedy",
+}
+
+register(
+    Entry(
+        name="lm",
+        family=LanguageModelFamily(load_split=load_ptb),
+        config_class=LanguageModelConfig,
+        description="language model: Penn Treebank words, 2 x LSTM with tied embeddings and variational dropout, stateful truncated BPTT, sampling in the graph",
+        smoke_config=dict(SMOKE_LANGUAGE_MODEL),
     )
 )

@@ -73,6 +73,11 @@ class ValidationScore(keras.callbacks.Callback):
         print(f"Epoch {epoch + 1}: {self.description} {value:.4f}", flush=True)
 
 
+def better(family, value: float, than: float) -> bool:
+    """Whether metric `value` is strictly better than `than` for `family`."""
+    return value > than if family.higher_is_better else value < than
+
+
 class Family(abc.ABC):
     """A model family bound to one dataset: the pieces `zoo.train`, `zoo.evaluate` and
     `zoo.export` call, so that those stay the same for every entry."""
@@ -81,6 +86,10 @@ class Family(abc.ABC):
     metric: str = ""
     #: Points per unit of the metric: 100 for a fraction in [0, 1], 1 for one in points (BLEU).
     metric_points: float = 100.0
+    #: Whether a higher metric is better (accuracy, F1, BLEU), or a lower one (perplexity).
+    higher_is_better: bool = True
+    #: Whether an empty text gets an answer (a language model continues it), not the empty one.
+    answers_empty_text: bool = False
     #: The model class `build` returns (what `check_model` expects of a loaded file).
     model_class: type = keras.Model
     #: The most texts a served request may hold.

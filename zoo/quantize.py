@@ -30,13 +30,20 @@ MAX_METRIC_DROP_POINTS = 0.2
 MAX_METRIC_DROP = MAX_METRIC_DROP_POINTS / 100
 
 
-def keeps_quantized(float_value: float, quantized_value: float, points: float = 100.0) -> bool:
-    """Whether the quantized model ships: its metric is at most 0.2 points below float's.
+def keeps_quantized(
+    float_value: float,
+    quantized_value: float,
+    points: float = 100.0,
+    higher_is_better: bool = True,
+) -> bool:
+    """Whether the quantized model ships: its metric is at most 0.2 points worse than float's.
 
     `points`: points per unit of the metric (`Family.metric_points`): 100 for a fraction in
-    [0, 1], 1 for a metric already in points (BLEU).
+    [0, 1], 1 for a metric already in points (BLEU, perplexity). `higher_is_better`: False
+    for a metric such as perplexity, which the quantized model may raise by 0.2.
     """
-    return (float_value - quantized_value) * points <= MAX_METRIC_DROP_POINTS + 1e-7
+    loss = float_value - quantized_value if higher_is_better else quantized_value - float_value
+    return loss * points <= MAX_METRIC_DROP_POINTS + 1e-7
 
 
 def quantize_model(model: keras.Model, mode: str = "int8") -> keras.Model:
@@ -116,7 +123,12 @@ def _quantize_folder(entry, model, output_dir, mode, config, float_metrics, comm
         quantized_bytes = partial.stat().st_size
         metric = entry.family.metric
         points = entry.family.metric_points
-        ships = keeps_quantized(float_metrics[metric], quantized_metrics[metric], points)
+        ships = keeps_quantized(
+            float_metrics[metric],
+            quantized_metrics[metric],
+            points,
+            entry.family.higher_is_better,
+        )
         if ships:
             os.replace(partial, model_path)
     finally:

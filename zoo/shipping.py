@@ -105,8 +105,8 @@ def ship(run_dir: Path, target: Path, force: bool = False) -> dict:
     """Replaces the model in `target` by the evaluated model of `run_dir`, as one set.
 
     Refuses (ZooError) when the run has no `metrics.json`, when its metric is not finite, or
-    when it is below the metric of the model `target` holds now, unless `force`. Returns the
-    shipped metrics record.
+    when it is worse than the metric of the model `target` holds now (lower, or higher for a
+    perplexity), unless `force`. Returns the shipped metrics record.
     """
     run_dir, target = Path(run_dir), Path(target)
     metrics_path = run_dir / "metrics.json"
@@ -123,9 +123,14 @@ def ship(run_dir: Path, target: Path, force: bool = False) -> dict:
     shipped_path = target / "metrics.json"
     if shipped_path.exists() and not force:
         shipped = json.loads(shipped_path.read_text())
-        if shipped.get("metric") == metrics.get("metric") and value < shipped.get("value", -1):
+        from zoo.family import better
+        from zoo.registry import get_entry
+
+        family = get_entry(metrics["entry"]).family
+        worse = better(family, shipped.get("value", math.nan), value)
+        if shipped.get("metric") == metrics.get("metric") and worse:
             raise ZooError(
-                f"The run's test {metrics['metric']} {value:.4f} is below the shipped model's "
+                f"The run's test {metrics['metric']} {value:.4f} is worse than the shipped model's "
                 f"{shipped['value']:.4f} ({target}); nothing replaced. Pass --force to ship it "
                 "anyway."
             )

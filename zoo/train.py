@@ -279,6 +279,7 @@ def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> di
         validation_data = divisible_batches(validation_data, devices)
     family.compile(model, config)
     monitor = f"val_{family.metric}"
+    mode = "max" if family.higher_is_better else "min"
     # Without held-out validation data, the checkpoint keeps the last epoch and nothing stops early.
     selects_epoch = family.selects_epoch(config)
     best_weights = run_dir / "best.weights.h5"
@@ -299,7 +300,7 @@ def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> di
         keras.callbacks.ModelCheckpoint(
             str(best_weights),
             monitor=monitor,
-            mode="max",
+            mode=mode,
             save_best_only=selects_epoch,
             save_weights_only=True,
         ),
@@ -314,7 +315,7 @@ def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> di
     if config.early_stopping_patience and selects_epoch:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=monitor, mode="max", patience=config.early_stopping_patience
+                monitor=monitor, mode=mode, patience=config.early_stopping_patience
             )
         )
     # Last, so that it logs what the others add (the learning rate): the run's full history.
@@ -342,7 +343,9 @@ def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> di
     plot_training_curves(history_dict, run_dir / "curves.png", title=f"{name}: {config.cell}")
     scores = history_dict[monitor]
     best_epoch = (
-        max(range(len(scores)), key=scores.__getitem__) if selects_epoch else len(scores) - 1
+        (max if family.higher_is_better else min)(range(len(scores)), key=scores.__getitem__)
+        if selects_epoch
+        else len(scores) - 1
     )
     training = {
         "entry": name,

@@ -2,10 +2,19 @@
 translation, language-model and captioning entries."""
 
 from zoo.generation.decoding import (
+    SAMPLERS,
     cut_at_end,
     decode,
     length_normalized_scores,
+    make_sampler,
     slice_update_without_xla,
 )
 
-__all__ = ["cut_at_end", "decode", "length_normalized_scores", "slice_update_without_xla"]
+__all__ = [
+    "SAMPLERS",
+    "cut_at_end",
+    "decode",
+    "length_normalized_scores",
+    "make_sampler",
+    "slice_update_without_xla",
+]

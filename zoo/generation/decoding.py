@@ -15,6 +15,8 @@ import keras
 import keras_hub
 from keras import ops
 
+SAMPLERS = ("greedy", "top_k", "top_p", "random")
+
 # Logit given to tokens a step may not produce: far below any real logit, yet finite.
 FORBIDDEN = -1e9
 
@@ -59,8 +61,10 @@ def decode(
     num_beams: int = 1,
     beam_search: bool | None = None,
     model=None,
+    sampler=None,
 ):
-    """Decodes up to `max_length` tokens after a start token, greedily or by beam search.
+    """Decodes up to `max_length` tokens after a start token, greedily, by beam search, or
+    with another `keras_hub.samplers` sampler (top-k, top-p, random: one candidate).
 
     `step(token_ids, cache) -> (logits, cache)` runs the model one token on: the previous
     tokens (batch,) and the cache -> next-token logits (batch, vocabulary) and the new cache.
@@ -72,8 +76,11 @@ def decode(
     produced otherwise. Decoding stops when every sequence has ended, or after `max_length`
     tokens.
 
+    `start_id`: an int, or an int tensor (batch,) of each sequence's own start token (a
+    language model's last prompt word).
     `beam_search`: None runs `GreedySampler` for one beam and `BeamSampler` for more; True or
-    False forces one (a beam search of width 1 is greedy decoding).
+    False forces one (a beam search of width 1 is greedy decoding). `sampler`: a keras-hub
+    sampler to run instead (one candidate per sequence).
 
     Returns:
         int32 tensor (batch, num_beams, max_length): each candidate's tokens after the start
@@ -81,9 +88,13 @@ def decode(
         best raw log-probability first). Rank them with `length_normalized_scores`.
     """
     total = max_length + 1
+    if isinstance(start_id, int):
+        start = ops.full((batch_size, 1), start_id, dtype="int32")
+    else:
+        start = ops.reshape(ops.cast(start_id, "int32"), (batch_size, 1))
     prompt = ops.concatenate(
         [
-            ops.full((batch_size, 1), start_id, dtype="int32"),
+            start,
             ops.zeros((batch_size, max_length), dtype="int32"),
         ],
         axis=1,
@@ -107,6 +118,13 @@ def decode(
         logits = ops.where(ended, only_pad, ops.where(is_pad, FORBIDDEN, logits))
         return logits, None, cache
 
+    if sampler is not None:
+        if num_beams != 1:
+            raise ValueError(f"A sampler keeps one candidate; got num_beams={num_beams}.")
+        tokens = sampler(
+            next_logits, prompt, cache, index=1, mask=mask, stop_token_ids=[end_id], model=model
+        )
+        return ops.cast(tokens[:, None, 1:], "int32")
     if beam_search is None:
         beam_search = num_beams > 1
     if not beam_search:
@@ -141,3 +159,20 @@ def length_normalized_scores(token_log_probs, mask, length_penalty: float = 1.0)
     total = ops.sum(ops.where(mask, ops.cast(token_log_probs, "float32"), 0.0), axis=-1)
     length = ops.maximum(ops.sum(ops.cast(mask, "float32"), axis=-1), 1.0)
     return total / ops.power(length, length_penalty), total / length
+
+
+def make_sampler(name: str, top_k: int = 40, top_p: float = 0.9, temperature: float = 1.0, seed=None):
+    """A keras-hub sampler by name: "greedy" (the most likely word), "top_k" (sampled from the
+    `top_k` most likely), "top_p" (from the smallest set holding `top_p` of the probability,
+    nucleus sampling) or "random" (from the whole distribution); `temperature` divides the
+    logits before sampling (below 1: safer, above 1: more varied)."""
+    samplers = keras_hub.samplers
+    if name == "greedy":
+        return samplers.GreedySampler()
+    if name == "top_k":
+        return samplers.TopKSampler(k=top_k, temperature=temperature, seed=seed)
+    if name == "top_p":
+        return samplers.TopPSampler(p=top_p, temperature=temperature, seed=seed)
+    if name == "random":
+        return samplers.RandomSampler(temperature=temperature, seed=seed)
+    raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {name!r}.")

@@ -1,0 +1,70 @@
+"""The language-model family's config: vocabulary, LSTM stack, RNN dropouts, BPTT, sampling."""
+
+import dataclasses
+
+from zoo.config import (
+    CELLS,
+    LEARNING_RATE_SCHEDULES,
+    RecurrentEncoderConfig,
+    TrainingConfig,
+    choice,
+)
+from zoo.errors import ConfigError
+from zoo.generation import SAMPLERS
+
+
+@dataclasses.dataclass
+class LanguageModelConfig(RecurrentEncoderConfig, TrainingConfig):
+    """Recipe of a word-level language model: the defaults are the 2-core CPU recipe (the
+    size of Zaremba et al.'s "small" model, tied); the GPU recipe is in the entry's card."""
+
+    # Most frequent training words kept (PTB has 10,000 with `<unk>`; `<eos>` among them).
+    vocabulary_size: int = 10000
+    embedding_dim: int = 200
+    cell: str = choice("lstm", CELLS)
+    units: int = 200
+    num_layers: int = 2
+    bidirectional: bool = False
+    # Variational (locked) dropout: one mask per sequence on each layer's inputs (`dropout`,
+    # Keras's own recurrent-layer input dropout), on the embeddings (`embedding_dropout`,
+    # whole words dropped) and on the top layer's outputs (`output_dropout`).
+    dropout: float = 0.2
+    embedding_dropout: float = 0.05
+    output_dropout: float = 0.2
+    # The output layer is the transposed embedding (Press & Wolf 2017); a projection maps
+    # `units` to `embedding_dim` when they differ.
+    tie_embeddings: bool = True
+    # Truncated BPTT: `batch_size` parallel streams of the training text, windows of `bptt`
+    # words, the recurrent state carried from each window to the next (`stateful`) or
+    # started from zeros in every window.
+    bptt: int = 35
+    stateful: bool = True
+    batch_size: int = 64
+    # 6 epochs of the 2-core CPU recipe fit its 120-minute budget beside another run.
+    epochs: int = 6
+    learning_rate: float = 3e-3
+    learning_rate_schedule: str = choice("cosine", LEARNING_RATE_SCHEDULES)
+    clipnorm: float = 0.0
+    global_clipnorm: float = 1.0
+    early_stopping_patience: int = 3
+    # Words per window when the validation and test streams are scored (state carried).
+    eval_bptt: int = 200
+    # Generation served and printed by `predict` (CLI flags override).
+    sampler: str = choice("top_p", SAMPLERS)
+    top_k: int = 40
+    top_p: float = 0.9
+    temperature: float = 0.8
+    max_words: int = 20
+
+    def validate(self) -> None:
+        super().validate()
+        self.require_positive(
+            "vocabulary_size", "embedding_dim", "bptt", "eval_bptt", "top_k", "max_words"
+        )
+        self.require_rates("embedding_dropout", "output_dropout")
+        if self.bidirectional:
+            raise ConfigError("A language model reads left to right: set bidirectional=false.")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"Config key 'top_p' must be in (0, 1], got {self.top_p}.")
+        if not self.temperature > 0.0:
+            raise ConfigError(f"Config key 'temperature' must be above 0, got {self.temperature}.")
