@@ -29,6 +29,10 @@ $(VENV)/.installed: pyproject.toml
 list: setup
 	@$(ZOO) list
 
+# The language model trains on TensorFlow without a GPU: JAX on this CPU measured 3.1 s a
+# step against TensorFlow's 0.65 (2 x 400 LSTM, batch 64 x 35); with a GPU, JAX's cuDNN path.
+train-lm eval-lm: BACKEND = $(if $(shell nvidia-smi -L 2>/dev/null),jax,tensorflow)
+
 # Trains into runs/<entry>/<timestamp>-<config hash>/; SHIP=1 then replaces the shipped model.
 train-%: setup
 	KERAS_BACKEND=$(BACKEND) $(ZOO) train $* $(SETS) $(if $(SHIP),--ship)

@@ -207,6 +207,8 @@ def test_empty_text_gets_no_answer_and_cut_text_says_so(name):
     empty, whitespace, cut, word = records
     for record in (empty, whitespace):
         assert record["num_tokens"] == 0 and record["truncated"] is False, record
+        if get_entry(name).family.answers_empty_text:
+            continue  # A language model continues an empty prompt from a sentence's start.
         for key, value in record.items():
             # No label, intent or tag, and no confidence in one.
             if isinstance(value, str) or key.endswith("probability"):

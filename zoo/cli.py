@@ -7,7 +7,22 @@ import json
 import sys
 
 
+def check_sampling(temperature=None, top_k=None, top_p=None, max_words=None, **_) -> None:
+    """Raises ZooError for sampling settings no sampler takes."""
+    from zoo.errors import ZooError
+
+    if temperature is not None and not temperature > 0:
+        raise ZooError(f"--temperature must be above 0, got {temperature}.")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ZooError(f"--top-p must be in (0, 1], got {top_p}.")
+    for name, value in (("--top-k", top_k), ("--max-words", max_words)):
+        if value is not None and value < 1:
+            raise ZooError(f"{name} must be at least 1, got {value}.")
+
+
 def _parser(entry_names: list[str]) -> argparse.ArgumentParser:
+    from zoo.generation import SAMPLERS
+
     parser = argparse.ArgumentParser(prog="zoo", description="The RNN model zoo.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("list", help="list the entries and their test metrics")
@@ -61,6 +76,13 @@ def _parser(entry_names: list[str]) -> argparse.ArgumentParser:
         type=int,
         help="beam width of a generative entry (default: the model's; 1: greedy)",
     )
+    # A language model's sampling (default: the model's own settings).
+    sub.add_argument("--sampler", choices=SAMPLERS, help="a language model's sampler")
+    sub.add_argument("--temperature", type=float, help="sampling temperature (above 0)")
+    sub.add_argument("--top-k", type=int, help="words top_k samples from")
+    sub.add_argument("--top-p", type=float, help="probability mass top_p samples from")
+    sub.add_argument("--max-words", type=int, help="most words of a continuation")
+    sub.add_argument("--seed", type=int, help="sampling seed (same seed, same continuation)")
     return parser
 
 
@@ -162,13 +184,29 @@ def _predict(args) -> int:
     if not inputs or inputs == ["-"]:
         # Bytes, not text: the models replace invalid UTF-8 themselves instead of failing.
         inputs = sys.stdin.buffer.read().splitlines()
+    sampling = {
+        "sampler": args.sampler,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "max_words": args.max_words,
+    }
+    sampling = {key: value for key, value in sampling.items() if value is not None}
+    check_sampling(**sampling)  # Before loading: a bad option fails at once.
     model = zoo.load(args.name, args.model)
+    if sampling or args.seed is not None:
+        if not hasattr(model, "sampler"):
+            raise ZooError(f"Sampling options apply to language models; '{args.name}' is not one.")
+        for key, value in sampling.items():
+            setattr(model, key, value)
     if args.beam is not None:
         if not hasattr(model, "num_beams"):
             raise ZooError(f"--beam applies to generative entries; '{args.name}' is not one.")
         if args.beam < 1:
             raise ZooError(f"--beam must be at least 1, got {args.beam}.")
         model.num_beams = args.beam
-    for record in get_entry(args.name).family.predict_records(model, inputs):
+    family = get_entry(args.name).family
+    options = {"seed": args.seed} if args.seed is not None else {}
+    for record in family.predict_records(model, inputs, **options):
         print(json.dumps(record, ensure_ascii=False))
     return 0

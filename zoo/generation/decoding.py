@@ -161,7 +161,9 @@ def length_normalized_scores(token_log_probs, mask, length_penalty: float = 1.0)
     return total / ops.power(length, length_penalty), total / length
 
 
-def make_sampler(name: str, top_k: int = 40, top_p: float = 0.9, temperature: float = 1.0, seed=None):
+def make_sampler(
+    name: str, top_k: int = 40, top_p: float = 0.9, temperature: float = 1.0, seed=None
+):
     """A keras-hub sampler by name: "greedy" (the most likely word), "top_k" (sampled from the
     `top_k` most likely), "top_p" (from the smallest set holding `top_p` of the probability,
     nucleus sampling) or "random" (from the whole distribution); `temperature` divides the

@@ -236,9 +236,10 @@ class LanguageModel(Task):
         self.sampling_seed = keras.random.SeedGenerator(0, name="sampling_seed")
 
     def make_sampler(self, seed=None, in_graph=False, **overrides):
-        """The model's sampler (`overrides` of sampler, top_k, top_p, temperature); with
-        `in_graph` (a TensorFlow graph being traced for export) it draws from the model's own
-        seed state."""
+        """The model's sampler (`overrides` of sampler, top_k, top_p, temperature). With
+        `in_graph`, for a TensorFlow graph (an export), it draws from the model's own seed
+        state, which the graph then tracks; create it before tracing (keras-hub's samplers
+        create a variable when built)."""
         settings = {
             key: overrides.get(key) if overrides.get(key) is not None else getattr(self, key)
             for key in ("top_k", "top_p", "temperature")

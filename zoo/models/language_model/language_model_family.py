@@ -112,8 +112,7 @@ class LanguageModelFamily(Family):
     def stream(self, model, split: str) -> np.ndarray:
         """A whole split as one stream of ids: every sentence followed by `<eos>`."""
         parts = [
-            model.preprocessor.stream(batch).numpy()
-            for batch in self.load_split(split).batch(4096)
+            model.preprocessor.stream(batch).numpy() for batch in self.load_split(split).batch(4096)
         ]
         return np.concatenate(parts) if parts else np.zeros([0], "int32")
 
@@ -143,8 +142,8 @@ class LanguageModelFamily(Family):
     def evaluate(self, model, config, split: str) -> dict:
         """Perplexity of the whole split read as one stream, the state carried through it:
         exp(mean negative log-likelihood per word, every `<eos>` included), each word predicted
-        from all before it (the first from the empty context)."""
-        ids = self.stream(model, split)
+        from all before it (the first from a sentence's start, an `<eos>` put before it)."""
+        ids = np.concatenate([[model.end_id], self.stream(model, split)])
         total, count = model.stream_log_likelihood(ids, config.eval_bptt)
         cross_entropy = -total / max(count, 1)
         return {
@@ -176,23 +175,30 @@ class LanguageModelFamily(Family):
             lambda value: tf.constant(keras.ops.convert_to_numpy(value)), result
         )
 
-    def postprocess(self, model: LanguageModel, text, outputs=None, seed=None) -> dict:
+    def postprocess(self, model: LanguageModel, text, outputs=None, seed=None, words=True) -> dict:
         """`continuation` (up to `max_words` words sampled after the prompt, stopping at the
-        sentence's end), `num_tokens` (prompt words read) and `truncated` (whether the prompt
-        had more words than `max_length` - 1; its last ones are read). An empty prompt is
+        sentence's end), `num_tokens` (prompt words read), `truncated` (whether the prompt
+        had more words than `max_length` - 1; its last ones are read) and, with `words`,
+        `next_words` and `next_word_probabilities` (see `next_words`). An empty prompt is
         continued from the start of a sentence. `outputs` is unused."""
         ids = self._prompt_ids(model, text)
-        in_graph = not tf.executing_eagerly()
-        sampler = model.make_sampler(seed=seed, in_graph=in_graph)
+        sampler = self._graph_sampler
+        if sampler is None or tf.executing_eagerly():
+            sampler = model.make_sampler(seed=seed)
         tokens = self._backend_call(
             lambda ids: model.generate_ids(ids, model.max_words, sampler), ids
         )
-        words, truncated = self._lengths(model, text)
-        return {
+        read, truncated = self._lengths(model, text)
+        outputs = {
             "continuation": model.preprocessor.detokenize(tokens),
-            "num_tokens": words,
+            "num_tokens": read,
             "truncated": truncated,
         }
+        if words:
+            following = self.next_words(model, text)
+            outputs["next_words"] = following["words"]
+            outputs["next_word_probabilities"] = following["probabilities"]
+        return outputs
 
     def next_words(self, model: LanguageModel, text) -> dict:
         """The `NEXT_WORDS` most likely next words of each prompt (`words`, tf.string (batch,
@@ -210,26 +216,30 @@ class LanguageModelFamily(Family):
         }
 
     def predict_records(self, model, inputs, seed=None) -> list[dict]:
-        """Per prompt: the served continuation's fields, and `next_words` (the `next_words`
-        signature's words with their probabilities)."""
-        text = as_string_batch(inputs)
-        rows = records(self.postprocess(model, text, seed=seed))
-        following = self.next_words(model, text)
+        rows = records(self.postprocess(model, as_string_batch(inputs), seed=seed, words=False))
+        following = self.next_words(model, as_string_batch(inputs))
         for row, words, probabilities in zip(
             rows, following["words"].numpy(), following["probabilities"].numpy()
         ):
-            row["next_words"] = [
-                {"word": word.decode("utf-8"), "probability": float(probability)}
-                for word, probability in zip(words, probabilities)
-            ]
+            row["next_words"] = [word.decode("utf-8") for word in words]
+            row["next_word_probabilities"] = [float(p) for p in probabilities]
         return rows
+
+    # The sampler of a graph being traced (`serving_function`), else None.
+    _graph_sampler = None
 
     def serving_function(self, model):
         serve = super().serving_function(model)
+        sampler = model.make_sampler(in_graph=True)  # Before tracing: see make_sampler.
 
         def generate(prompt):
+            # Decoding is traced with core-TF `slice_update`: no Xla* op in the graph.
             with slice_update_without_xla():
-                return serve(prompt)
+                self._graph_sampler = sampler
+                try:
+                    return serve(prompt)
+                finally:
+                    self._graph_sampler = None
 
         return generate
 
