@@ -14,6 +14,8 @@ of one's own (the tests' tiny mirrors); the cache then follows the mirror files'
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import http.client
 import logging
@@ -242,6 +244,25 @@ def prepare(builder_class, **builder_kwargs) -> tfds.core.DatasetBuilder:
     from files that pass the checks (`built_from_expected_files`).
     """
     directory = builder_kwargs.pop("data_dir", None) or data_dir()
+    # One process prepares a dataset at a time (parallel test workers, two training runs);
+    # the others wait, then find it prepared.
+    lock_dir = directory or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    with _preparation_lock(Path(lock_dir).expanduser(), builder_class.name):
+        return _prepare(builder_class, directory)
+
+
+@contextlib.contextmanager
+def _preparation_lock(directory: Path, name: str):
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _prepare(builder_class, directory) -> tfds.core.DatasetBuilder:
     builder = builder_class(data_dir=directory)
     if builder.is_prepared() and not built_from_expected_files(builder):
         _logger.warning(
