@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 ZOO := ZOO_DATA_MIRROR=$(DATA_MIRROR) TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m zoo
 SETS := $(foreach pair,$(SET),--set $(pair))
 
-.PHONY: setup test test-all bench list lint clean gradient-norms report-nmt
+.PHONY: setup test test-all bench list lint clean gradient-norms report-nmt report-lm
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,11 @@ quantize-%: setup
 report-nmt: setup
 	KERAS_BACKEND=$(BACKEND) ZOO_DATA_MIRROR=$(DATA_MIRROR) TF_CPP_MIN_LOG_LEVEL=2 \
 		$(PY) -m zoo.models.translator.report --choose
+
+# The language model's card samples: next words and seeded continuations of every sampler.
+report-lm: setup
+	KERAS_BACKEND=tensorflow ZOO_DATA_MIRROR=$(DATA_MIRROR) TF_CPP_MIN_LOG_LEVEL=2 \
+		$(PY) -m zoo.models.language_model.report
 
 export-%: setup
 	KERAS_BACKEND=tensorflow $(ZOO) export $*

@@ -295,3 +295,15 @@ def test_cli_prints_next_words_and_a_continuation(trained):
         timeout=300,
     )
     assert bad.returncode == 2 and "--temperature must be above 0" in bad.stderr
+
+
+def test_report_lists_next_words_and_seeded_samples_of_every_sampler(trained):
+    from zoo.models.language_model import report
+
+    result = report.report(trained[0] / "model")
+    assert json.loads((trained[0] / "model" / "samples.json").read_text()) == result
+    per_prompt = 1 + (len(report.SAMPLINGS) - 1) * len(report.SEEDS)
+    assert len(result["samples"]) == len(report.PROMPTS) * per_prompt
+    assert {row["sampler"] for row in result["samples"]} == {"greedy", "top_k", "top_p", "random"}
+    assert all(len(row["next_words"]) >= 1 for row in result["next_words"])
+    assert result["num_parameters"] > 0 and result["stored_bytes"] > 0

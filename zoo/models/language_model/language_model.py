@@ -244,6 +244,8 @@ class LanguageModel(Task):
             key: overrides.get(key) if overrides.get(key) is not None else getattr(self, key)
             for key in ("top_k", "top_p", "temperature")
         }
+        # No more candidates than words (TopKSampler fails otherwise).
+        settings["top_k"] = min(int(settings["top_k"]), self.predictor.vocabulary_size)
         sampler = make_sampler(overrides.get("sampler") or self.sampler, seed=seed, **settings)
         if in_graph and hasattr(sampler, "seed_generator"):
             sampler.seed_generator = self.sampling_seed
