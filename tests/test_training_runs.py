@@ -19,12 +19,12 @@ from zoo.shipping import INCOMING, MANIFEST, latest_run, model_files, recover, r
 from zoo.train import RunState, StopOnNonFiniteLoss, config_hash, train
 
 
-def write_run(folder, value, model=b"model", metric="accuracy"):
+def write_run(folder, value, model=b"model", metric="accuracy", entry="sentiment"):
     folder.mkdir(parents=True)
     (folder / "model.keras").write_bytes(model)
     (folder / "training.json").write_text("{}")
     (folder / "confusion.png").write_bytes(b"png")
-    metrics = {"metric": metric, "value": value, "figures": ["confusion.png"]}
+    metrics = {"entry": entry, "metric": metric, "value": value, "figures": ["confusion.png"]}
     (folder / "metrics.json").write_text(json.dumps(metrics))
     return folder
 
@@ -40,12 +40,22 @@ def test_ship_replaces_the_set_and_refuses_a_worse_model(tmp_path):
         "confusion.png",
     }
     worse = write_run(tmp_path / "runs" / "b", 0.7, b"worse")
-    with pytest.raises(ZooError, match="below the shipped model's 0.8000"):
+    with pytest.raises(ZooError, match="worse than the shipped model's 0.8000"):
         ship(worse, target)
     assert (target / "model.keras").read_bytes() == b"first"
     ship(worse, target, force=True)
     assert (target / "model.keras").read_bytes() == b"worse"
     assert latest_run(tmp_path / "runs", "") == worse  # runs sort by their timestamped names
+
+
+def test_a_language_model_ships_only_a_lower_perplexity(tmp_path):
+    target = tmp_path / "shipped"
+    ship(write_run(tmp_path / "runs" / "a", 120.0, b"first", "perplexity", "lm"), target)
+    higher = write_run(tmp_path / "runs" / "b", 130.0, b"higher", "perplexity", "lm")
+    with pytest.raises(ZooError, match="worse than the shipped model's 120.0000"):
+        ship(higher, target)
+    ship(write_run(tmp_path / "runs" / "c", 110.0, b"lower", "perplexity", "lm"), target)
+    assert (target / "model.keras").read_bytes() == b"lower"
 
 
 @pytest.mark.parametrize("value", [float("nan"), None])

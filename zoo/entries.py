@@ -164,7 +164,7 @@ register(
         name="lm",
         family=LanguageModelFamily(load_split=load_ptb),
         config_class=LanguageModelConfig,
-        description="language model: Penn Treebank words, 2 x LSTM with tied embeddings and variational dropout, stateful truncated BPTT, sampling in the graph",
+        description="language model: Penn Treebank words, 2 x LSTM with tied embeddings and variational dropout, truncated BPTT, sampling in the graph",
         smoke_config=dict(SMOKE_LANGUAGE_MODEL),
     )
 )

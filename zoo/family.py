@@ -73,11 +73,6 @@ class ValidationScore(keras.callbacks.Callback):
         print(f"Epoch {epoch + 1}: {self.description} {value:.4f}", flush=True)
 
 
-def better(family, value: float, than: float) -> bool:
-    """Whether metric `value` is strictly better than `than` for `family`."""
-    return value > than if family.higher_is_better else value < than
-
-
 class Family(abc.ABC):
     """A model family bound to one dataset: the pieces `zoo.train`, `zoo.evaluate` and
     `zoo.export` call, so that those stay the same for every entry."""

@@ -123,11 +123,13 @@ def ship(run_dir: Path, target: Path, force: bool = False) -> dict:
     shipped_path = target / "metrics.json"
     if shipped_path.exists() and not force:
         shipped = json.loads(shipped_path.read_text())
-        from zoo.family import better
-        from zoo.registry import get_entry
+        from zoo.registry import entry_names, get_entry
 
-        family = get_entry(metrics["entry"]).family
-        worse = better(family, shipped.get("value", math.nan), value)
+        entry = metrics.get("entry")
+        # Perplexity is better lower; accuracy, F1 and BLEU higher.
+        higher = get_entry(entry).family.higher_is_better if entry in entry_names() else True
+        before = shipped.get("value", math.nan)
+        worse = value < before if higher else value > before
         if shipped.get("metric") == metrics.get("metric") and worse:
             raise ZooError(
                 f"The run's test {metrics['metric']} {value:.4f} is worse than the shipped model's "
