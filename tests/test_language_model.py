@@ -90,7 +90,7 @@ def words_of(texts):
 
 def test_prompts_take_penn_treebank_form_in_the_graph():
     assert words_of(["It's 12.5% of $5, don't.", "NEVER too LATE to"]) == [
-        "it 's N N of N do n't.",  # The dot goes where the vocabulary lacks "n't.".
+        "it 's N N of $ N do n't.",  # The dot goes where the vocabulary lacks "n't.".
         "never too late to",
     ]
     preprocessor = LanguageModelPreprocessor(vocabulary=["<eos>", "n't", "mr.", "the", "N"])

@@ -15,6 +15,13 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- entries:begin -->", "<!-- entries:end -->"
 
 
+def scored(metrics: dict) -> str:
+    """What the test metric was measured over: examples, or a language model's words."""
+    if "num_examples" in metrics:
+        return f"{metrics['num_examples']:,} examples"
+    return f"{metrics['num_words']:,} words"
+
+
 def entries_table() -> str:
     rows = [
         "| entry | family | test metric (full official test split) | trained on | card |",
@@ -30,7 +37,7 @@ def entries_table() -> str:
             unit = " %" if points == 100 else ""
             measured = (
                 f"{metrics['metric']} **{points * metrics['value']:.2f}{unit}** "
-                f"({metrics['split']}, {metrics['num_examples']:,} examples)"
+                f"({metrics['split']}, {scored(metrics)})"
             )
             if metrics.get("weights", "float32") != "float32":  # Shipped quantized: say so.
                 measured += f", {metrics['weights']} weights"

@@ -12,16 +12,17 @@ END_TOKEN, UNKNOWN_TOKEN, NUMBER_TOKEN = "<eos>", "<unk>", "N"
 def ptb_words(text):
     """Raw text (batch,) -> words in Penn Treebank's language-modelling form (tf.RaggedTensor):
     lower case, clitics split ("it's" -> "it 's", "don't" -> "do n't"), numbers as `N`,
-    percent signs as `N` and dollar signs and other punctuation dropped, except inside words
+    percent signs as `N`, dollar signs a word of their own (`$ N`), other punctuation dropped
+    except inside words
     ("u.s.", "mid-october") and where the vocabulary has the word with it (`finish_words`)."""
     text = tf.strings.unicode_transcode(
         text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
     )
     text = tf.strings.lower(text, encoding="utf-8")
-    text = tf.strings.regex_replace(text, "%", " % ")
+    text = tf.strings.regex_replace(text, "([%$])", " \\1 ")
     text = tf.strings.regex_replace(text, r"(\pL)n't\b", r"\1 n't")
     text = tf.strings.regex_replace(text, r"(\pL)'(s|re|ve|m|ll|d)\b", r"\1 '\2")
-    text = tf.strings.regex_replace(text, r"[^\pL\pN\s.'&%-]", " ")
+    text = tf.strings.regex_replace(text, r"[^\pL\pN\s.'&%$-]", " ")
     words = tf.strings.split(text)
     number = tf.strings.regex_full_match(words, r"[+-]?[0-9][0-9,.:/-]*|%")
     return tf.ragged.map_flat_values(
