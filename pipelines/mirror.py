@@ -21,6 +21,7 @@ import http.client
 import logging
 import os
 import shutil
+import tempfile
 import urllib.error
 import urllib.request
 from functools import cache
@@ -253,8 +254,10 @@ def prepare(builder_class, **builder_kwargs) -> tfds.core.DatasetBuilder:
 
 @contextlib.contextmanager
 def _preparation_lock(directory: Path, name: str):
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / f".{name}.lock", "w") as lock:
+    # The lock file lives in the system's temporary folder, not among the prepared data.
+    key = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"zoo-prepare-{name}-{key}.lock"
+    with open(path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
