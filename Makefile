@@ -29,8 +29,8 @@ $(VENV)/.installed: pyproject.toml
 list: setup
 	@$(ZOO) list
 
-# The language model trains on TensorFlow without a GPU: JAX on this CPU measured 3.1 s a
-# step against TensorFlow's 0.65 (2 x 400 LSTM, batch 64 x 35); with a GPU, JAX's cuDNN path.
+# The language model trains on TensorFlow without a GPU (JAX's LSTM ran about 5 times slower
+# on the 2-core CPU, see saved_models/lm/card.md); with a GPU, JAX's cuDNN path.
 train-lm eval-lm: BACKEND = $(if $(shell nvidia-smi -L 2>/dev/null),jax,tensorflow)
 
 # Trains into runs/<entry>/<timestamp>-<config hash>/; SHIP=1 then replaces the shipped model.

@@ -42,8 +42,13 @@ def keeps_quantized(
     [0, 1], 1 for a metric already in points (BLEU, perplexity). `higher_is_better`: False
     for a metric such as perplexity, which the quantized model may raise by 0.2.
     """
-    loss = float_value - quantized_value if higher_is_better else quantized_value - float_value
-    return loss * points <= MAX_METRIC_DROP_POINTS + 1e-7
+    loss = points_worse(float_value, quantized_value, points, higher_is_better)
+    return loss <= MAX_METRIC_DROP_POINTS + 1e-7
+
+
+def points_worse(reference: float, value: float, points: float, higher_is_better: bool) -> float:
+    """How many points `value` is worse than `reference` (negative: better)."""
+    return points * (reference - value if higher_is_better else value - reference)
 
 
 def quantize_model(model: keras.Model, mode: str = "int8") -> keras.Model:
@@ -159,16 +164,17 @@ def describe(metrics: dict) -> str:
     """One line saying which model ships and why."""
     block = metrics[QUANTIZATION]
     mode = block["mode"]
-    points = get_entry(metrics["entry"]).family.metric_points
+    family = get_entry(metrics["entry"]).family
+    points = family.metric_points
     float_value, quantized_value = block["float32"]["value"], block[mode]["value"]
-    drop = points * (float_value - quantized_value)
+    drop = points_worse(float_value, quantized_value, points, family.higher_is_better)
     verdict = (
         f"ships {mode}"
         if block["shipped"] == mode
-        else f"keeps float32: {mode} is more than {MAX_METRIC_DROP_POINTS:.1f} points below"
+        else f"keeps float32: {mode} is more than {MAX_METRIC_DROP_POINTS:.1f} points worse"
     )
     return (
         f"{metrics['entry']}: {metrics['metric']} float32 {points * float_value:.2f} "
         f"({block['float32']['bytes']:,} bytes), {mode} {points * quantized_value:.2f} "
-        f"({block[mode]['bytes']:,} bytes), drop {drop:.2f} points; {verdict}."
+        f"({block[mode]['bytes']:,} bytes), worse by {drop:.2f} points; {verdict}."
     )

@@ -3,7 +3,7 @@ import json
 import keras
 from keras import ops
 
-from zoo.layers.recurrent_stack import RecurrentStack
+from zoo.layers.recurrent_stack import UNIDIRECTIONAL_STACK_ARGUMENTS, RecurrentStack
 
 ATTENTIONS = ("luong", "bahdanau")
 
@@ -233,19 +233,7 @@ class AttentionDecoder(keras.layers.Layer):
                 "attention": self.attention,
                 "tie_embeddings": self.tie_embeddings,
                 "embedding_dropout": self.embedding_dropout_rate,
-                **{
-                    key: getattr(self.stack, key)
-                    for key in (
-                        "cell",
-                        "units",
-                        "num_layers",
-                        "dropout",
-                        "recurrent_dropout",
-                        "residual",
-                        "implementation",
-                        "weights_storage",
-                    )
-                },
+                **{key: getattr(self.stack, key) for key in UNIDIRECTIONAL_STACK_ARGUMENTS},
             }
         )
         return config

@@ -42,6 +42,18 @@ MERGE_MODES = ("concat", "sum", "mul", "ave")
 # How a stack's weight matrices are stored in .keras files: as they are, or as int8 values with
 # one float32 scale per output column (`RecurrentStack.quantize_storage`).
 WEIGHTS_STORAGES = ("float32", "int8")
+# The arguments that rebuild a unidirectional stack inside a larger layer's config (a
+# decoder's, a language model's): read from the stack itself, so an int8-stored stack says so.
+UNIDIRECTIONAL_STACK_ARGUMENTS = (
+    "cell",
+    "units",
+    "num_layers",
+    "dropout",
+    "recurrent_dropout",
+    "residual",
+    "implementation",
+    "weights_storage",
+)
 
 
 def int8_columns(matrix):

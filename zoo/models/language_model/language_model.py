@@ -2,21 +2,15 @@ import keras
 from keras import ops
 
 from zoo.generation import decode, make_sampler
-from zoo.layers.recurrent_stack import RecurrentStack, _load_other_variables, _save_other_variables
+from zoo.layers.recurrent_stack import (
+    UNIDIRECTIONAL_STACK_ARGUMENTS,
+    RecurrentStack,
+    _load_other_variables,
+    _save_other_variables,
+)
 from zoo.task import Task
 
 PAD_ID = 0
-# The `RecurrentStack` arguments a WordPredictor's config keeps.
-STACK_ARGUMENTS = (
-    "cell",
-    "units",
-    "num_layers",
-    "dropout",
-    "recurrent_dropout",
-    "residual",
-    "implementation",
-    "weights_storage",
-)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -173,12 +167,8 @@ class WordPredictor(keras.layers.Layer):
             "embedding_dropout": self.embedding_dropout_rate,
             "output_dropout": self.output_dropout_rate,
             "tie_embeddings": self.tie_embeddings,
-            # The stack's own config now (an int8-stored stack says so: `quantize_storage`).
-            "stack": {
-                key: value
-                for key, value in self.stack.get_config().items()
-                if key in STACK_ARGUMENTS
-            },
+            # The stack's own settings now (an int8-stored stack says so).
+            "stack": {key: getattr(self.stack, key) for key in UNIDIRECTIONAL_STACK_ARGUMENTS},
         }
 
 

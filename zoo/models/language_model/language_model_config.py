@@ -38,17 +38,16 @@ class LanguageModelConfig(RecurrentEncoderConfig, TrainingConfig):
     # words, the recurrent state carried from each window to the next (`stateful`) or
     # started from zeros in every window.
     bptt: int = 35
-    # Stateful training is not the default: its model failed on held-out text (validation
-    # perplexity 2,442 after one epoch, 501,045 on 2,000 validation words after 400 steps)
-    # while the same recipe with fresh states scored 770 there; not understood yet.
+    # Stateful training is not the default: its model failed on held-out text (`make train-lm`
+    # at 3b2f64c: validation perplexity 2,442 after one epoch, training 500); not understood yet.
     stateful: bool = False
     # Batches of 20 streams: 1,327 updates an epoch (64 streams gave 414, and validation
-    # perplexity 651 after the first epoch: too few updates for the time).
+    # perplexity 651 after the first epoch, `make train-lm` at d3f4f8b).
     batch_size: int = 20
     # 5 epochs of the 2-core CPU recipe (TensorFlow backend) take about 25 minutes.
     epochs: int = 5
-    # Adam at 3e-3 stayed at the unigram plateau (validation perplexity 2,374 after epoch 1);
-    # 1e-3 was lower after 80 and 150 steps (785 and 755 against 1,073 and 932).
+    # Adam at 3e-3 stayed at the unigram plateau (validation perplexity 2,374 after epoch 1,
+    # `make train-lm` at a9d474b).
     learning_rate: float = 1e-3
     learning_rate_schedule: str = choice("cosine", LEARNING_RATE_SCHEDULES)
     clipnorm: float = 0.0
