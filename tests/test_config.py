@@ -1,3 +1,4 @@
+import keras
 import pytest
 
 import zoo
@@ -83,6 +84,21 @@ def test_cosine_learning_rate_schedule_decays_toward_zero_by_epoch():
     assert rates == pytest.approx([0.01, 0.0085355, 0.005, 0.0014645], rel=1e-4)
     with pytest.raises(ConfigError, match="learning_rate_schedule"):
         resolve_config(TextClassifierConfig, {"learning_rate_schedule": "linear"})
+
+
+def test_optimizer_is_chosen_by_the_config_with_its_clipping():
+    family = get_entry("sentiment").family
+    sgd = resolve_config(
+        TextClassifierConfig, {"optimizer": "sgd", "learning_rate": "20", "clipnorm": "0.25"}
+    )
+    optimizer = family.optimizer(sgd)
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert float(optimizer.learning_rate) == 20.0 and optimizer.clipnorm == 0.25
+    assert isinstance(
+        family.optimizer(resolve_config(TextClassifierConfig, {})), keras.optimizers.Adam
+    )
+    with pytest.raises(ConfigError, match="optimizer"):
+        resolve_config(TextClassifierConfig, {"optimizer": "rmsprop"})
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,8 @@ def choice(default: str, choices: tuple[str, ...], help: str = "") -> Any:
     return dataclasses.field(default=default, metadata={"choices": choices, "help": help})
 
 
-LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+LEARNING_RATE_SCHEDULES = ("constant", "cosine", "plateau")
+OPTIMIZERS = ("adam", "sgd")
 DISTRIBUTIONS = ("none", "data_parallel")
 # Far above any recipe here; a typo such as units=10**8 fails at once, not after 8 GB.
 MAX_UNITS, MAX_LAYERS = 16384, 64
@@ -39,8 +40,13 @@ class TrainingConfig:
     seed: int = 1337
     epochs: int = 8
     batch_size: int = 64
+    # "sgd": plain stochastic gradient descent, the classic recipe of RNN language models
+    # (Zaremba et al. 2014), which wants a rate near 1 to 20 and clipping; "adam" wants ~1e-3.
+    optimizer: str = choice("adam", OPTIMIZERS)
     learning_rate: float = 1e-3
     # "cosine": each epoch's rate follows a half cosine from `learning_rate` toward 0 at `epochs`.
+    # "plateau": the rate is divided by 4 after each epoch whose validation metric is no better
+    # than the best so far (`keras.callbacks.ReduceLROnPlateau`).
     learning_rate_schedule: str = choice("constant", LEARNING_RATE_SCHEDULES)
     # Gradient clipping for BPTT (0 disables; at most one of the three may be set): the norm of
     # each weight's gradient (clipnorm), the norm of all gradients together (global_clipnorm),

@@ -173,7 +173,8 @@ class Family(abc.ABC):
         return []
 
     def optimizer(self, config) -> keras.optimizers.Optimizer:
-        """Adam at the config's learning rate with its BPTT gradient clipping (and weight EMA)."""
+        """The config's optimizer (Adam or SGD) at its learning rate, with its BPTT gradient
+        clipping (and weight EMA)."""
         clipping = {
             key: getattr(config, key)
             for key in ("clipnorm", "global_clipnorm", "clipvalue")
@@ -187,4 +188,6 @@ class Family(abc.ABC):
         config.require_rates("ema_momentum")
         if config.ema_momentum:
             clipping.update(use_ema=True, ema_momentum=config.ema_momentum)
+        if config.optimizer == "sgd":
+            return keras.optimizers.SGD(learning_rate=config.learning_rate, **clipping)
         return keras.optimizers.Adam(learning_rate=config.learning_rate, **clipping)

@@ -306,7 +306,13 @@ def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> di
         ),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
     ]
-    if config.learning_rate_schedule != "constant":
+    if config.learning_rate_schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, mode=mode, factor=0.25, patience=0, min_delta=0.0
+            )
+        )
+    elif config.learning_rate_schedule != "constant":
         callbacks.append(
             keras.callbacks.LearningRateScheduler(
                 lambda epoch: scheduled_learning_rate(config, epoch)

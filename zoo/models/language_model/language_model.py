@@ -284,7 +284,8 @@ class LanguageModel(Task):
         import numpy as np
 
         token_ids = np.asarray(token_ids, dtype="int32")
-        states, total = None, 0.0
+        # Its own states from zeros, never the carried streams of stateful training.
+        states, total = self.predictor.stack.get_initial_state(1), 0.0
         for start in range(0, len(token_ids) - 1, window):
             inputs = token_ids[start : start + window][None, :]
             labels = token_ids[start + 1 : start + window + 1][None, :]

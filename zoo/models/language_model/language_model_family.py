@@ -22,17 +22,26 @@ PROMPT_PAD_MULTIPLE = 8
 NEXT_WORDS = 5
 
 
-class ResetStreams(keras.callbacks.Callback):
-    """Zeroes the carried states of stateful training at each epoch's and validation's start."""
+class CarriedStreams(keras.callbacks.Callback):
+    """Stateful training's carried states: carried from window to window while `fit` runs
+    (training and its validation), zeroed at each epoch's and each validation's start, and
+    no longer carried once training ends (evaluation and generation start from zeros)."""
 
     def __init__(self, predictor: WordPredictor):
         super().__init__()
         self.predictor = predictor
 
+    def on_train_begin(self, logs=None):
+        self.predictor.carry_states = True
+
     def on_epoch_begin(self, epoch, logs=None):
         self.predictor.reset_states()
 
     def on_test_begin(self, logs=None):
+        self.predictor.reset_states()
+
+    def on_train_end(self, logs=None):
+        self.predictor.carry_states = False
         self.predictor.reset_states()
 
 
@@ -124,7 +133,6 @@ class LanguageModelFamily(Family):
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     def training_data(self, model, config):
-        model.predictor.carry_states = config.stateful
         train = self._windows(model, config, "train", training=True)
         validation = self._windows(model, config, "validation", training=False)
         return train, validation
@@ -137,7 +145,7 @@ class LanguageModelFamily(Family):
         )
 
     def callbacks(self, model, config) -> list[keras.callbacks.Callback]:
-        return [ResetStreams(model.predictor)] if config.stateful else []
+        return [CarriedStreams(model.predictor)] if config.stateful else []
 
     def evaluate(self, model, config, split: str) -> dict:
         """Perplexity of the whole split read as one stream, the state carried through it:
