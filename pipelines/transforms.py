@@ -1,4 +1,5 @@
-"""tf.data transforms shared by every family: length bucketing, padding, prefetch."""
+"""tf.data transforms shared by every family: length bucketing, padding, document packing,
+re-casing."""
 
 from __future__ import annotations
 
@@ -97,3 +98,43 @@ def pack_documents(examples: tf.data.Dataset, max_tokens: int) -> tf.data.Datase
             "sentence_lengths": tf.TensorSpec([None], tf.int32),
         },
     )
+
+
+# The text features of a tagged sentence (the others, tags and intents, keep their case).
+TEXT_KEYS = ("text", "tokens")
+CASES = ("lower", "upper")
+
+
+def recased(example: dict, case: str) -> dict:
+    """A tagged sentence with its text lower-cased or upper-cased, its tags as they were."""
+    if case not in CASES:
+        raise ValueError(f"case must be one of {', '.join(CASES)}, got {case!r}.")
+    change = tf.strings.lower if case == "lower" else tf.strings.upper
+    return {
+        key: change(value, encoding="utf-8") if key in TEXT_KEYS else value
+        for key, value in example.items()
+    }
+
+
+def with_casing_copies(examples: tf.data.Dataset, fraction: float, seed: int) -> tf.data.Dataset:
+    """Each tagged sentence, then a lower-cased copy of it with probability `fraction` and an
+    upper-cased copy with probability `fraction` (drawn apart), as Mayhew et al. (2019) train
+    one tagger for cased and uncased text. Which sentences get copies depends on the seed and
+    each sentence's position only, so the result is the same every epoch and can be cached."""
+
+    def copies(index, example):
+        draws = tf.random.stateless_uniform(
+            [2], seed=tf.stack([tf.constant(seed, tf.int64), index])
+        )
+        single = tf.data.Dataset.from_tensors
+        return (
+            single(example)
+            .concatenate(
+                single(recased(example, "lower")).take(tf.cast(draws[0] < fraction, tf.int64))
+            )
+            .concatenate(
+                single(recased(example, "upper")).take(tf.cast(draws[1] < fraction, tf.int64))
+            )
+        )
+
+    return examples.enumerate().flat_map(copies)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import zoo
+from pipelines.name_substitution import SUBSTITUTION_SEED
 from tests.conftest import REPO, subprocess_env, write_imdb_archive, write_ptb_mirror
 from tests.helpers.serving import tensorflow_only_site
 from tests.tagging_fixtures import (
@@ -80,6 +81,9 @@ def trained(request, tmp_path_factory):
         patch.setenv("ZOO_DATA_DIR", str(root / "tfds"))
         patch.setenv("ZOO_VERBOSE", "0")
         overrides = {**TINY_TAGGER, "embedding_init": "word2vec", "word2vec_epochs": 1}
+        if name == "slots":
+            # Copies of the training sentences with unseen cities, and city words dropped.
+            overrides.update(value_substitution=0.5, name_word_dropout=0.2)
         if name == "ner":
             # Skip-gram word2vec also reads IMDB reviews and PTB news (their words join the
             # vocabulary), and a weight EMA: the averaged weights are scored, kept and saved.
@@ -99,6 +103,8 @@ def trained(request, tmp_path_factory):
                 tag_scheme="iobes",
                 # A casing class embedding beside the lower-cased words': a third model input.
                 casing_dim=4,
+                # Lower- and upper-cased copies of the packed training examples.
+                casing_augmentation=0.5,
             )
         metrics = train(name, overrides, output_dir=root / "model", runs_dir=root / "runs")
         yield name, root, metrics
@@ -126,6 +132,17 @@ def test_training_and_evaluation_cover_the_whole_splits(trained, monkeypatch):
         }
         assert metrics["sentences_alone"]["num_examples"] == metrics["num_examples"]
         assert 0.0 <= metrics["sentences_alone"]["f1"] <= 1.0
+    # The re-cased and substituted variants of the test and dev splits, sentence by sentence.
+    for scores in (metrics, metrics["dev"]):
+        assert set(scores["variants"]) == {"lowercased", "uppercased", "unseen_names"}
+        for variant in scores["variants"].values():
+            assert variant["num_examples"] == scores["num_examples"]
+            assert 0.0 <= variant["f1"] <= 1.0
+    unseen = metrics["variants"]["unseen_names"]
+    assert unseen["seed"] == SUBSTITUTION_SEED
+    names = {kind for kind, mapping in unseen["mapping"].items() if mapping}
+    assert names == ({"city_name"} if name == "slots" else {"LOC", "ORG", "PER"})
+    assert unseen["mapping"] != metrics["dev"]["variants"]["unseen_names"]["mapping"]
     (run_dir,) = (root / "runs" / name).glob("2*")
     tags = (run_dir / "tags.txt").read_text().splitlines()
     assert tags[0] == "O"

@@ -7,6 +7,7 @@ from pipelines.conll2003 import TAG_NAMES as CONLL_TAG_NAMES
 from pipelines.conll2003 import load_conll2003
 from pipelines.imdb import load_imdb
 from pipelines.multi30k import load_multi30k
+from pipelines.name_substitution import ATIS_NAMES, CONLL_NAMES
 from pipelines.ptb import as_running_text, load_ptb
 from zoo.config import LEARNING_RATE_SCHEDULES, choice
 from zoo.models.language_model import LanguageModelConfig, LanguageModelFamily
@@ -72,7 +73,9 @@ class SlotFillingConfig(SequenceTaggerConfig):
 register(
     Entry(
         name="slots",
-        family=SequenceTaggerFamily(load_split=load_atis, with_intent=True),
+        family=SequenceTaggerFamily(
+            load_split=load_atis, with_intent=True, name_substitution=ATIS_NAMES
+        ),
         config_class=SlotFillingConfig,
         description="many-to-many: ATIS slot filling + intent, char-CNN + 2 x BiLSTM + CRF",
         smoke_config=dict(SMOKE_SEQUENCE_TAGGER),
@@ -121,6 +124,7 @@ register(
             tag_names=CONLL_TAG_NAMES,
             per_type_metrics=True,
             unlabeled_text=reviews_then_news,
+            name_substitution=CONLL_NAMES,
         ),
         config_class=NerConfig,
         description="many-to-many: CoNLL-2003 NER, char-CNN + 2 x BiLSTM + CRF, skip-gram word2vec on train + IMDB + PTB, trained on train + dev",

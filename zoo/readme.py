@@ -22,6 +22,24 @@ def scored(metrics: dict) -> str:
     return f"{metrics['num_words']:,} words"
 
 
+# Test variants a family scores beside the split as distributed (the taggers' re-cased copies
+# and names replaced by unseen ones), as the table names them.
+VARIANT_NAMES = {
+    "lowercased": "lower-cased",
+    "uppercased": "upper-cased",
+    "unseen_names": "unseen names",
+}
+
+
+def variants(metrics: dict, points: float) -> str:
+    """The test split's variants in `metrics` as "; lower-cased 87.10, ...", or "" if none."""
+    scored_variants = [
+        f"{VARIANT_NAMES.get(variant, variant)} {points * scores[metrics['metric']]:.2f}"
+        for variant, scores in (metrics.get("variants") or {}).items()
+    ]
+    return f"; {', '.join(scored_variants)}" if scored_variants else ""
+
+
 def entries_table() -> str:
     rows = [
         "| entry | family | test metric (full official test split) | trained on | card |",
@@ -41,6 +59,7 @@ def entries_table() -> str:
             )
             if metrics.get("weights", "float32") != "float32":  # Shipped quantized: say so.
                 measured += f", {metrics['weights']} weights"
+            measured += variants(metrics, points)
             training = metrics.get("training") or {}
             minutes = (training.get("training_wall_seconds") or 0) / 60
             device = f"{training.get('device', '?')}, {minutes:.0f} min"

@@ -70,6 +70,18 @@ class SequenceTaggerConfig(RecurrentEncoderConfig, TrainingConfig):
     # 2016 and Akbik et al. 2018 on CoNLL-2003). Nothing held out then selects an epoch or
     # stops early: the last epoch's weights are kept, and dev scores are not held-out scores.
     train_on_development: bool = False
+    # Training adds a lower-cased copy of this fraction of the training sentences and an
+    # upper-cased copy of as many (drawn apart): Mayhew et al. (2019) train one tagger on
+    # cased + lower-cased copies for cased and uncased text. Evaluation scores both casings.
+    casing_augmentation: float = 0.0
+    # Training adds, for this fraction of the training sentences that hold a name (of the
+    # span types the entry substitutes: ATIS's cities, airlines, airports; CoNLL's PER, LOC,
+    # ORG), a copy with each name replaced by one from the training pool of names, which no
+    # evaluation variant uses; the new names stay out of the vocabulary (OOV, as unseen names).
+    value_substitution: float = 0.0
+    # Training also replaces each word of a name span by the OOV id with this probability,
+    # so names are found from their characters and context rather than looked up.
+    name_word_dropout: float = 0.0
 
     def validate(self) -> None:
         super().validate()
@@ -90,7 +102,19 @@ class SequenceTaggerConfig(RecurrentEncoderConfig, TrainingConfig):
             raise ConfigError(
                 "Config key 'vocabulary_size' must be at least 3 (padding, OOV, a word)."
             )
-        self.require_rates("word_dropout", "singleton_dropout", "embedding_dropout")
+        self.require_rates(
+            "word_dropout", "singleton_dropout", "embedding_dropout", "name_word_dropout"
+        )
+        for name in ("casing_augmentation", "value_substitution"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(
+                    f"Config key '{name}' must be a fraction in [0, 1], got {getattr(self, name)}."
+                )
+        if self.value_substitution and self.context_tokens:
+            raise ConfigError(
+                "Config key 'value_substitution' adds single sentences, which documents packed "
+                "by 'context_tokens' cannot hold: set one of them to 0."
+            )
         if self.context_tokens < 0 or self.context_tokens > self.sequence_length:
             raise ConfigError(
                 "Config key 'context_tokens' must be between 0 and sequence_length "

@@ -17,7 +17,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.transforms import bucket_by_length, pack_documents
+from pipelines.name_substitution import (
+    NameSubstitution,
+    dataset_from_examples,
+    examples_from_dataset,
+)
+from pipelines.transforms import bucket_by_length, pack_documents, recased, with_casing_copies
 from zoo.errors import ConfigError, ZooError
 from zoo.family import Family, ValidationScore
 from zoo.layers import RecurrentBackbone
@@ -37,6 +42,11 @@ UNTRAINED_TAGS = ("O",)
 UNTRAINED_INTENTS = ("unknown",)
 UNTRAINED_CHARACTER_VOCABULARY_SIZE = 128
 CONFUSION_PLOT_TAGS = 12
+# Copies of an evaluated split that `evaluate` also scores: the text re-cased, and every name
+# of the entry's `name_substitution` types replaced by one the training split never has.
+CASED_VARIANTS = {"lowercased": "lower", "uppercased": "upper"}
+UNSEEN_NAMES = "unseen_names"
+VARIANT_KEYS = ("f1", "precision", "recall", "intent_accuracy", "per_type", "num_examples")
 
 
 def string_table(keys, default: int) -> tf.lookup.StaticHashTable:
@@ -67,6 +77,9 @@ class SequenceTaggerFamily(Family):
         unlabeled_text: callable or None. () -> dataset of raw documents (tf.string) from which
             word2vec and the vocabulary learn words the training split lacks; the config's
             `unlabeled_documents` says how many are read.
+        name_substitution: NameSubstitution or None. The span types whose names `evaluate`
+            replaces by unseen ones (the `unseen_names` variant, per split its own pool of
+            names), and that `value_substitution` and `name_word_dropout` train on.
     """
 
     metric = "f1"
@@ -80,6 +93,7 @@ class SequenceTaggerFamily(Family):
         per_type_metrics: bool = False,
         validation_split: str = "dev",
         unlabeled_text: Callable[[], tf.data.Dataset] | None = None,
+        name_substitution: NameSubstitution | None = None,
     ):
         self.load_split = load_split
         self.tag_names = tag_names
@@ -87,6 +101,7 @@ class SequenceTaggerFamily(Family):
         self.per_type_metrics = per_type_metrics
         self.validation_split = validation_split
         self.unlabeled_text = unlabeled_text
+        self.name_substitution = name_substitution
 
     def _preprocessor(self, config, vocabulary=None, characters=None):
         return SequenceTaggerPreprocessor(
@@ -138,12 +153,51 @@ class SequenceTaggerFamily(Family):
     def selects_epoch(self, config) -> bool:
         return not config.train_on_development
 
-    def _training_examples(self, config) -> tf.data.Dataset:
-        """The training split, followed by the development split with `train_on_development`."""
+    def _training_examples(self, config, augment=False) -> tf.data.Dataset:
+        """The training split, followed by the development split with `train_on_development`;
+        with `augment`, then the copies `value_substitution` adds."""
         examples = self.load_split("train")
         if config.train_on_development:
             examples = examples.concatenate(self.load_split(self.validation_split))
+        if augment and config.value_substitution:
+            plain = examples_from_dataset(examples)
+            copies = self._substitution().augmented(plain, config.value_substitution, config.seed)
+            print(f"Training on {len(copies):,} copies with substituted names.", flush=True)
+            examples = dataset_from_examples(plain + copies, examples.element_spec)
         return examples
+
+    def _substitution(self) -> NameSubstitution:
+        if self.name_substitution is None:
+            raise ConfigError(
+                "This entry substitutes no names: 'value_substitution' and "
+                "'name_word_dropout' need a family with `name_substitution`."
+            )
+        return self.name_substitution
+
+    def _split_examples(self, split: str, variant: str | None = None):
+        """(examples of a split or of one of its variants, what the variant changed or None)."""
+        examples = self.load_split(split)
+        if variant in CASED_VARIANTS:
+            case = CASED_VARIANTS[variant]
+            return (
+                examples.map(
+                    lambda example: recased(example, case), num_parallel_calls=tf.data.AUTOTUNE
+                ),
+                None,
+            )
+        if variant == UNSEEN_NAMES:
+            substituted, mapping = self._substitution().substituted(
+                examples_from_dataset(examples), split
+            )
+            record = {
+                "seed": self.name_substitution.seed,
+                "num_substituted": sum(len(values) for values in mapping.values()),
+                "mapping": mapping,
+            }
+            return dataset_from_examples(substituted, examples.element_spec), record
+        if variant is not None:
+            raise ValueError(f"Unknown variant {variant!r}.")
+        return examples, None
 
     def prepare_model(self, config, run_dir: Path) -> SequenceTagger:
         joined = f" + {self.validation_split}" if config.train_on_development else ""
@@ -223,12 +277,29 @@ class SequenceTaggerFamily(Family):
             ]
         return documents
 
-    def _examples(self, model: SequenceTagger, split: str, config, with_references=False):
+    def _examples(
+        self,
+        model: SequenceTagger,
+        split: str,
+        config,
+        with_references=False,
+        examples: tf.data.Dataset | None = None,
+        augment=False,
+    ):
         """(features, labels) per sentence, or per packed run of sentences with
-        `context_tokens`; with references, the gold strings (and `sentence_lengths`) as labels."""
+        `context_tokens`; with references, the gold strings (and `sentence_lengths`) as labels.
+
+        `examples` replaces the split's own (a variant of it); `augment` adds the training
+        copies of `value_substitution` and `casing_augmentation`.
+        """
         tag_table = string_table(model.tag_names, default=0)
         intent_table = string_table(model.intent_names, default=-1) if model.intent_names else None
-        examples = self._training_examples(config) if split == "train" else self.load_split(split)
+        if examples is None:
+            examples = (
+                self._training_examples(config, augment)
+                if split == "train"
+                else self.load_split(split)
+            )
         if config.context_tokens:
             if self.with_intent:
                 raise ConfigError(
@@ -240,6 +311,8 @@ class SequenceTaggerFamily(Family):
                     f"Config key 'context_tokens' needs documents; the {split!r} split has none."
                 )
             examples = pack_documents(examples, config.context_tokens)
+        if augment and config.casing_augmentation:
+            examples = with_casing_copies(examples, config.casing_augmentation, config.seed)
 
         def encode(example):
             features = model.preprocessor.encode_tokens(example["tokens"])
@@ -270,23 +343,34 @@ class SequenceTaggerFamily(Family):
         )
 
     def training_data(self, model, config):
-        train = self._examples(model, "train", config).cache()
-        singletons = None
+        train = self._examples(model, "train", config, augment=True).cache()
+        singletons = name_tags = None
         if config.singleton_dropout:
-            singletons = self._singletons(train, model.backbone.vocabulary_size)
+            # Counted without the training copies, which would make a singleton's count 2.
+            singletons = self._singletons(
+                self._examples(model, "train", config), model.backbone.vocabulary_size
+            )
+        if config.name_word_dropout:
+            substitution = self._substitution()
+            name_tags = tf.constant(
+                [tag != "O" and substitution.kind(tag[2:]) is not None for tag in model.tag_names]
+            )
 
         def drop_words(features, labels):
             token_ids = features["token_ids"]
             draws = tf.random.uniform(tf.shape(token_ids), seed=config.seed)
             dropped = draws < config.word_dropout
+            # One draw decides all: a word is dropped with the largest probability it has.
             if singletons is not None:
-                # One draw decides both: a singleton is dropped with the larger probability.
                 dropped |= tf.gather(singletons, token_ids) & (draws < config.singleton_dropout)
+            if name_tags is not None:
+                in_name = tf.gather(name_tags, labels["tags"])
+                dropped |= in_name & (draws < config.name_word_dropout)
             dropped &= token_ids > OOV_ID
             return {**features, "token_ids": tf.where(dropped, OOV_ID, token_ids)}, labels
 
         train = train.shuffle(50_000, seed=config.seed, reshuffle_each_iteration=True)
-        if config.word_dropout or config.singleton_dropout:
+        if config.word_dropout or config.singleton_dropout or config.name_word_dropout:
             train = train.map(drop_words, num_parallel_calls=tf.data.AUTOTUNE)
         train = self._batch(train, config)
         # Buckets fill at different rates; shuffling batches keeps lengths mixed in time.
@@ -311,13 +395,17 @@ class SequenceTaggerFamily(Family):
         score = functools.partial(self._score, model, config, self.validation_split)
         return [ValidationScore("f1", score, "development span F1 (seqeval)")]
 
-    def _score(self, model: SequenceTagger, config, split: str) -> dict:
-        """Span metrics (seqeval, conlleval rules) over every sentence of a split."""
+    def _score(
+        self, model: SequenceTagger, config, split: str, examples: tf.data.Dataset | None = None
+    ) -> dict:
+        """Span metrics (seqeval, conlleval rules) over every sentence of a split (or of
+        `examples`, a variant of it)."""
         from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 
         gold, predicted, intent_hits = [], [], []
         tag_names = model.output_tag_names  # IOB2, as the references are.
-        batches = self._batch(self._examples(model, split, config, with_references=True), config)
+        batches = self._examples(model, split, config, with_references=True, examples=examples)
+        batches = self._batch(batches, config)
         for features, references in batches.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
             # Batches of any size, also when a data-parallel run splits them over devices.
             outputs = predict_on_whole_batch(model, features)
@@ -386,8 +474,25 @@ class SequenceTaggerFamily(Family):
                 total += 1
         return agree / max(total, 1)
 
+    def variants(self) -> list[str]:
+        """The variants of a split that `evaluate` scores beside the split as distributed."""
+        return [*CASED_VARIANTS, *([UNSEEN_NAMES] if self.name_substitution else [])]
+
+    def score_variants(self, model: SequenceTagger, config, split: str) -> dict:
+        """{variant: its span metrics (and what it substituted)} for each of `variants()`."""
+        results = {}
+        for variant in self.variants():
+            examples, record = self._split_examples(split, variant)
+            scores = self._score(model, config, split, examples)
+            results[variant] = {key: scores[key] for key in VARIANT_KEYS if key in scores}
+            results[variant].update(record or {})
+        return results
+
     def evaluate(self, model, config, split: str) -> dict:
+        """Span metrics on the split, on its `variants()` (`variants`) and on the development
+        split and its variants (`dev`), which choose a model: the test variants never do."""
         results = self._score(model, config, split)
+        results["variants"] = self.score_variants(model, config, split)
         if config.context_tokens:
             # What the served model scores when every sentence comes alone.
             alone = self._score(model, dataclasses.replace(config, context_tokens=0), split)
@@ -396,6 +501,7 @@ class SequenceTaggerFamily(Family):
             }
         if split != self.validation_split:
             results["dev"] = self._score(model, config, self.validation_split)
+            results["dev"]["variants"] = self.score_variants(model, config, self.validation_split)
             # Scores on data the model was trained on: kept, but marked as not held out.
             results["dev"]["trained_on"] = config.train_on_development
         results["tokenizer_agreement"] = self.tokenizer_agreement(model, split)
