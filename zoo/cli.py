@@ -3,8 +3,92 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import os
+import re
+import signal
 import sys
+import time
+from pathlib import Path
+
+# Start-up lines no user can act on. TensorFlow's C++ libraries write them before absl logging
+# is initialised, so TF_CPP_MIN_LOG_LEVEL does not hide them; only a filter on the stderr file
+# descriptor does. Each is one whole line (one write), matched exactly.
+STARTUP_NOISE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|I\d{4} [\d:. ]+\d+ port\.cc:\d+\] oneDNN custom operations are on\. .*"
+    rb"|E\d{4} [\d:. ]+\d+ util\.cc:\d+\] oneDNN supports DT_\w+ only on platforms with .*"
+    # TFDS, when it prepares a dataset for the first time.
+    rb"|WARNING:absl:Variant folder \S+ has no dataset_info\.json)\r?\n?$"
+)
+# Without an NVIDIA driver, TensorFlow still looks for CUDA and says so; on a machine with one,
+# the same lines tell why its GPU is not used, and they show.
+NO_DRIVER_NOISE = re.compile(
+    rb"^(I\d{4} [\d:. ]+\d+ cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine.*"
+    rb"|E\d{4} [\d:. ]+\d+ cuda_platform\.cc:\d+\] failed call to cuInit: .*\(303\))\r?\n?$"
+)
+# A log line's start: a partial one waits for its end before it is judged.
+LOG_LINE_START = re.compile(rb"^([IWEF]\d{4} |WARNING)")
+
+
+def has_nvidia_driver() -> bool:
+    return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidiactl").exists()
+
+
+def is_startup_noise(line: bytes, nvidia_driver: bool) -> bool:
+    """Whether a stderr `line` is start-up chatter `quiet_startup` drops."""
+    return bool(STARTUP_NOISE.match(line)) or (
+        not nvidia_driver and bool(NO_DRIVER_NOISE.match(line))
+    )
+
+
+def quiet_startup() -> None:
+    """Silences what TensorFlow, absl and CUDA say at start-up and no user can act on, for the
+    command line only: call it before TensorFlow is imported.
+
+    Sets TF_CPP_MIN_LOG_LEVEL=2 (unless set) and passes the stderr file descriptor through a
+    forked filter process that drops the exact `STARTUP_NOISE` lines (and, without an NVIDIA
+    driver, the CUDA ones) and forwards everything else at once: real warnings, errors and
+    progress bars show. A process, not a thread, so that a crash's last words still get out.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not hasattr(os, "fork") or os.environ.get("ZOO_RAW_STDERR"):
+        return
+    nvidia_driver = has_nvidia_driver()
+    read_end, write_end = os.pipe()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # The filter: it ends when every writer of the pipe is gone.
+        os.close(write_end)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C's traceback still passes.
+        pending = b""
+        while chunk := os.read(read_end, 1 << 16):
+            *lines, pending = (pending + chunk).split(b"\n")
+            kept = b"".join(
+                line + b"\n" for line in lines if not is_startup_noise(line, nvidia_driver)
+            )
+            if pending and not LOG_LINE_START.match(pending):
+                kept, pending = kept + pending, b""  # A progress bar's \r update: show it now.
+            if kept:
+                os.write(2, kept)
+        if pending and not is_startup_noise(pending, nvidia_driver):
+            os.write(2, pending)
+        os._exit(0)
+    os.close(read_end)
+    original = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def restore() -> None:
+        sys.stderr.flush()
+        os.dup2(original, 2)  # The pipe's last writer closes: the filter drains and ends.
+        for _ in range(100):  # A process that inherited stderr may keep it open: wait 2 s.
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+            time.sleep(0.02)
+
+    atexit.register(restore)
 
 
 def check_sampling(temperature=None, top_k=None, top_p=None, max_words=None, **_) -> None:
@@ -131,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             from zoo.registry import get_entry as entry_of
 
             config = None
+            say_devices("evaluating")
             if args.set:
                 config = resolve_config(entry_of(args.name).config_class, parse_overrides(args.set))
             print(
@@ -147,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             from zoo.export import export_model
 
+            say_devices("exporting")
             print(export_model(args.name, args.output))
         elif args.command == "predict":
             return _predict(args)
@@ -154,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zoo: error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def say_devices(doing: str) -> None:
+    """The backend and devices, on stderr: stdout stays the command's JSON or path."""
+    from zoo.runtime import device_line
+
+    print(device_line(doing), file=sys.stderr, flush=True)
 
 
 def _summary(metrics: dict) -> dict:
@@ -193,6 +286,7 @@ def _predict(args) -> int:
     }
     sampling = {key: value for key, value in sampling.items() if value is not None}
     check_sampling(**sampling)  # Before loading: a bad option fails at once.
+    say_devices("predicting")
     model = zoo.load(args.name, args.model)
     if sampling or args.seed is not None:
         if not hasattr(model, "sampler"):

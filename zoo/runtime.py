@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -36,12 +37,54 @@ def describe_device() -> str:
     return f"CPU: {_cpu_name()}"
 
 
+def accelerator_names() -> list[str]:
+    """The names of the GPUs the Keras backend computes on; empty without one."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return [device.device_kind for device in jax.devices() if device.platform == "gpu"]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [
+            tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+            for gpu in tf.config.list_physical_devices("GPU")
+        ]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def device_line(doing: str, gpus: list[str] | None = None) -> str:
+    """What a command says first: the Keras backend and the devices, as in "Keras backend jax;
+    no GPU: training on 2 CPU cores". `doing` is the verb ("training", "evaluating", ...);
+    `gpus` the `accelerator_names()`, when known."""
+    gpus = accelerator_names() if gpus is None else gpus
+    if gpus:
+        counts = {name: gpus.count(name) for name in gpus}
+        names = ", ".join(
+            f"{count} x {name}" if count > 1 else name for name, count in counts.items()
+        )
+        device = f"{doing} on GPU: {names}"
+    else:
+        device = f"no GPU: {doing} on {cpu_cores()} CPU cores"
+    return f"Keras backend {keras.backend.backend()}; {device}"
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                import os
-
                 return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
     except OSError:
         pass

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from zoo.config import config_to_dict, resolve_config, save_config
 from zoo.errors import ConfigError, TrainingError
@@ -21,7 +22,7 @@ from zoo.evaluate import evaluate_model
 from zoo.plots import plot_training_curves
 from zoo.quantize import quantize_saved_model
 from zoo.registry import get_entry
-from zoo.runtime import ROOT, run_facts
+from zoo.runtime import ROOT, accelerator_names, device_line, run_facts
 from zoo.shipping import ship as ship_run
 
 
@@ -186,6 +187,61 @@ def divisible_batches(dataset, devices: int):
     return dataset.map(cut).filter(not_empty)
 
 
+def with_known_length(dataset, kind: str = "training"):
+    """`dataset` with its number of batches known, so that Keras's epoch progress bar has a
+    total and an ETA from the first epoch on.
+
+    Bucketing by length (and filtering) loses a dataset's cardinality; one pass counts its
+    batches then (bucket sizes depend on the lengths only, so every epoch has as many), and
+    fills any in-memory cache the epochs then read.
+    """
+    import tensorflow as tf
+
+    if dataset.cardinality() != tf.data.UNKNOWN_CARDINALITY:
+        return dataset
+    print(f"Counting the {kind} batches (one pass over the data)...", flush=True)
+    started = time.time()
+    batches = int(dataset.reduce(np.int64(0), lambda count, *_: count + 1))
+    print(f"{batches:,} {kind} batches (counted in {time.time() - started:.0f} s).", flush=True)
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches))
+
+
+# A CPU training shorter than this needs no warning of its length.
+LONG_TRAINING_SECONDS = 15 * 60
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def recorded_time(name: str, directory: Path, config) -> str | None:
+    """What the shipped model's training took (its `metrics.json`), said before a run without
+    a GPU when that was long or on a GPU, with an estimate and the settings of a short run.
+
+    The estimate scales the recorded time per epoch to this run's epochs, on a machine like
+    the recorded one; a time recorded on a GPU gives none for a CPU (the epoch bars' ETA does).
+    """
+    path = directory / "metrics.json"
+    if not path.exists():
+        return None
+    training = json.loads(path.read_text()).get("training") or {}
+    seconds, epochs = training.get("training_wall_seconds"), training.get("epochs_run")
+    device = training.get("device") or "an unrecorded device"
+    on_cpu = device.startswith("CPU")
+    if not seconds or not epochs or (on_cpu and seconds < LONG_TRAINING_SECONDS):
+        return None
+    note = f"Recorded for saved_models/{name}: {_minutes(seconds)} on {device} for {epochs} epochs"
+    if not on_cpu:
+        note += "; without a GPU expect many times that (each epoch's bar shows its ETA)"
+    elif not config.steps_per_epoch:
+        per_epoch = seconds / epochs
+        note += (
+            f" ({_minutes(per_epoch)} an epoch); this run's {config.epochs} epochs (at most): "
+            f"about {_minutes(per_epoch * config.epochs)} on a machine like that"
+        )
+    return f'{note}. A short run: make train-{name} SET="epochs=1".'
+
+
 def save_model_atomically(model: keras.Model, path: Path) -> None:
     """Saves `model` without optimizer state, via a temporary file renamed into place."""
     # A fresh copy holds the weights only: the optimizer's slots would triple the file size.
@@ -251,10 +307,22 @@ def train(
     return metrics
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> dict:
     name = entry.name
+    run_dir = state.run_dir if state.resumed else new_run_dir(runs_dir, name, state.key)
+    gpus = accelerator_names()
+    print(f"{device_line('training', gpus)}; run folder {_shown(run_dir)}", flush=True)
+    if not gpus and (estimate := recorded_time(name, entry.directory, config)):
+        print(estimate, flush=True)
     if state.resumed:
-        run_dir = state.run_dir
         print(
             f"Resuming the interrupted run {run_dir} (same config, hash {state.key}) from its "
             "last completed epoch.",
@@ -262,7 +330,6 @@ def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> di
         )
     else:
         state.discard()  # A backup without its record is from an older layout: start over.
-        run_dir = new_run_dir(runs_dir, name, state.key)
     save_config(config, run_dir / "config.json")
     keras.utils.set_random_seed(config.seed)
     distribution = data_distribution(config, entry.family)
@@ -277,6 +344,10 @@ def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> di
         devices = distribution.device_mesh.devices.size
         train_data = divisible_batches(train_data, devices)
         validation_data = divisible_batches(validation_data, devices)
+    # Keras's progress bar knows each epoch's total; its validation, no warning of running out.
+    if not config.steps_per_epoch:
+        train_data = with_known_length(train_data)
+    validation_data = with_known_length(validation_data, "validation")
     family.compile(model, config)
     monitor = f"val_{family.metric}"
     mode = "max" if family.higher_is_better else "min"
@@ -332,6 +403,7 @@ def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> di
             validation_data=validation_data,
             epochs=config.epochs,
             steps_per_epoch=config.steps_per_epoch or None,
+            shuffle=False,  # The datasets shuffle themselves (Keras warns of its default).
             callbacks=callbacks,
             verbose=int(os.environ.get("ZOO_VERBOSE", "1")),
         )
