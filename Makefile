@@ -67,11 +67,12 @@ predict-%: setup
 	KERAS_BACKEND=$(BACKEND) $(ZOO) predict $*
 
 # Fast unit tests plus the real-data and pretrained-model tests (skipped without a mirror),
-# on two workers (pytest-xdist), each test file on one of them (its fixtures built once).
+# on two workers (pytest-xdist), each test file on one of them (its fixtures built once), the
+# contract suite split by entry (tests/conftest.py).
 TEST_WORKERS ?= 2
 test: setup
 	ZOO_DATA_MIRROR=$(DATA_MIRROR) KERAS_BACKEND=tensorflow TF_CPP_MIN_LOG_LEVEL=2 \
-		$(PY) -m pytest -ra --durations=20 -n $(TEST_WORKERS) --dist loadfile
+		$(PY) -m pytest -ra --durations=20 -n $(TEST_WORKERS) --dist loadgroup
 
 bench: setup
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q '.[bench]'

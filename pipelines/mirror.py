@@ -180,6 +180,30 @@ def fetch(
     return use_file(builder, name, path, advice)
 
 
+def fetcher(
+    builder: tfds.core.DatasetBuilder,
+    dl_manager: tfds.download.DownloadManager,
+    dataset: str,
+    url: str,
+):
+    """`fetch` for the upstream files of one folder: filename -> the verified local copy of
+    `{url}/{filename}` (the mirror's `<dataset>/<filename>`, else a download)."""
+
+    def fetch_file(filename: str) -> Path:
+        return fetch(builder, dl_manager, dataset, filename, f"{url}/{filename}")
+
+    return fetch_file
+
+
+def ordered_info(builder: tfds.core.DatasetBuilder, **info) -> tfds.core.DatasetInfo:
+    """`builder`'s DatasetInfo from `info` (description, features, homepage, citation...),
+    with the metadata in which the mirror records which files the data was built from
+    (`built_from_expected_files` checks it) and the files' order kept (no shuffling)."""
+    return builder.dataset_info_from_configs(
+        metadata=tfds.core.MetadataDict(), disable_shuffling=True, **info
+    )
+
+
 def download(url: str, name: str, destination: Path) -> Path:
     """`destination`, holding upstream file `name` downloaded from `url` unless an earlier
     download is there and verifies. A download that fails the check is deleted, not kept.

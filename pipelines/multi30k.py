@@ -39,7 +39,9 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
     }
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
+        # Files' order kept: pair i of a split is line i of its files.
+        return mirror.ordered_info(
+            self,
             description="Multi30k task 1: German-English translation of image descriptions.",
             features=tfds.features.FeaturesDict(
                 {language: tfds.features.Text() for language in LANGUAGES}
@@ -47,16 +49,10 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
             supervised_keys=LANGUAGES,
             homepage="https://github.com/multi30k/dataset",
             citation=CITATION,
-            # Which files the data was built from (pipelines/mirror.py checks it).
-            metadata=tfds.core.MetadataDict(),
-            # Keep the files' order: pair i of a split is line i of its files.
-            disable_shuffling=True,
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        def fetch(filename):
-            return mirror.fetch(self, dl_manager, "multi30k", filename, f"{URL}/{filename}")
-
+        fetch = mirror.fetcher(self, dl_manager, "multi30k", URL)
         paths = {
             split: [fetch(f"{stem}.{language}.gz") for language in LANGUAGES]
             for split, stem in SPLIT_STEMS.items()

@@ -129,3 +129,15 @@ def subprocess_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KERAS_")}
     env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}, **extra)
     return env
+
+
+def pytest_collection_modifyitems(items):
+    """Groups for `pytest -n 2 --dist loadgroup`: each test file runs on one worker (its
+    module fixtures built once), except the contract suite, whose tests are grouped by entry so
+    that its entries spread over the workers (each entry's smoke model still built once)."""
+    for item in items:
+        group = item.module.__name__
+        name = getattr(getattr(item, "callspec", None), "params", {}).get("name")
+        if group.endswith("test_entry_contract") and name:
+            group = f"{group}[{name}]"
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -8,8 +8,15 @@ import pytest
 
 from pipelines import mirror, multi30k
 from pipelines.multi30k import Multi30k, load_multi30k
-from tests.conftest import real_mirror, requires_mirror
-from zoo.errors import ZooError
+from tests.helpers.mirrors import (
+    check_as_recorded,
+    nothing_prepared,
+    on_real_data,
+    real_dataset,
+    refusal,
+    split_sizes,
+    use_private_mirror,
+)
 
 # (German, English) pairs of a tiny mirror, by split: non-ASCII, punctuation, spaces kept as
 # they are, an empty line, and a U+2028 inside a sentence (only "\n" ends a line).
@@ -40,9 +47,7 @@ def write_multi30k_mirror(directory: Path) -> Path:
 @pytest.fixture
 def multi30k_mirror(tmp_path, monkeypatch) -> Path:
     """A tiny mirror's multi30k folder and a private TFDS data dir (checks off: conftest)."""
-    monkeypatch.setenv("ZOO_DATA_MIRROR", str(tmp_path / "mirror"))
-    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "tfds"))
-    return write_multi30k_mirror(tmp_path / "mirror")
+    return write_multi30k_mirror(use_private_mirror(monkeypatch, tmp_path))
 
 
 def pairs_of(split: str) -> list[tuple[str, str]]:
@@ -50,16 +55,6 @@ def pairs_of(split: str) -> list[tuple[str, str]]:
         (example["de"].decode("utf-8"), example["en"].decode("utf-8"))
         for example in load_multi30k(split).as_numpy_iterator()
     ]
-
-
-def one_line(error: pytest.ExceptionInfo) -> str:
-    message = str(error.value)
-    assert isinstance(error.value, ZooError) and "\n" not in message, message
-    return message
-
-
-def nothing_prepared(folder: Path) -> bool:
-    return not list((folder.parent.parent / "tfds").rglob("*.tfrecord*"))
 
 
 def test_raw_sentences_round_trip_exactly(multi30k_mirror):
@@ -89,9 +84,7 @@ def test_misaligned_files_are_refused_naming_them(multi30k_mirror):
     english = multi30k_mirror / "test_2016_flickr.en.gz"
     with gzip.open(english, "wb") as file:
         file.write(b"A woman eats ice cream.\n")
-    with pytest.raises(mirror.DataError, match="not line-aligned") as error:
-        mirror.prepare(Multi30k)
-    message = one_line(error)
+    message = refusal(Multi30k, "not line-aligned")
     assert str(multi30k_mirror / "test_2016_flickr.de.gz") in message and str(english) in message
     assert "2 German and 1 English lines" in message
     assert nothing_prepared(multi30k_mirror)
@@ -107,9 +100,7 @@ def test_a_corrupt_file_is_one_line_naming_it(multi30k_mirror, damage):
     else:
         with gzip.open(path, "wb") as file:
             file.write(b"A caf\xe9.\n")  # Latin-1.
-    with pytest.raises(mirror.DataError, match="cut or corrupt") as error:
-        mirror.prepare(Multi30k)
-    assert str(path) in one_line(error)
+    assert str(path) in refusal(Multi30k, "cut or corrupt")
     assert nothing_prepared(multi30k_mirror)
 
 
@@ -117,9 +108,7 @@ def test_with_checks_on_files_other_than_the_recorded_ones_are_refused(
     multi30k_mirror, monkeypatch
 ):
     monkeypatch.setenv("ZOO_VERIFY_CHECKSUMS", "1")
-    with pytest.raises(mirror.DataError, match="checksums.tsv") as error:
-        mirror.prepare(Multi30k)
-    message = one_line(error)
+    message = refusal(Multi30k, "checksums.tsv")
     assert str(multi30k_mirror / "train.de.gz") in message
     assert "is not the upstream multi30k/train.de.gz" in message and "637,044 bytes" in message
     assert nothing_prepared(multi30k_mirror)
@@ -127,41 +116,26 @@ def test_with_checks_on_files_other_than_the_recorded_ones_are_refused(
 
 def test_with_checks_on_a_split_of_the_wrong_size_is_refused(multi30k_mirror, monkeypatch):
     # Files that pass their checksums (the tiny mirror's, recorded here) but not the split sizes.
-    recorded = {
-        f"multi30k/{path.name}": [(path.stat().st_size, mirror.sha256_of(path), "")]
-        for path in multi30k_mirror.iterdir()
-    }
-    monkeypatch.setattr(mirror, "recorded_checksums", lambda: recorded)
-    monkeypatch.setenv("ZOO_VERIFY_CHECKSUMS", "1")
-    with pytest.raises(mirror.DataError) as error:
-        mirror.prepare(Multi30k)
-    assert "Multi30k train has 3 pairs, expected 29,000" in one_line(error)
+    check_as_recorded(monkeypatch, multi30k_mirror)
+    assert "Multi30k train has 3 pairs, expected 29,000" in refusal(Multi30k)
     assert nothing_prepared(multi30k_mirror)
 
 
-REAL_MULTI30K = real_mirror() / "multi30k" if real_mirror() else None
-
-
-@pytest.mark.real_data
-@requires_mirror
-@pytest.mark.skipif(
-    REAL_MULTI30K is None or not REAL_MULTI30K.is_dir(), reason="the mirror has no multi30k"
-)
+@on_real_data("multi30k")
 def test_real_split_sizes_and_first_pair():
-    sizes = {
-        name: split.num_examples for name, split in mirror.prepare(Multi30k).info.splits.items()
-    }
+    real_multi30k = real_dataset("multi30k")
+    sizes = split_sizes(Multi30k)
     assert sizes == {"train": 29_000, "validation": 1_014, "test": 1_000}
     first_lines = []
     for language in ("de", "en"):
-        with gzip.open(REAL_MULTI30K / f"train.{language}.gz", "rt", encoding="utf-8") as file:
+        with gzip.open(real_multi30k / f"train.{language}.gz", "rt", encoding="utf-8") as file:
             first_lines.append(file.readline().removesuffix("\n"))
     first = next(load_multi30k("train").as_numpy_iterator())
     assert (first["de"].decode("utf-8"), first["en"].decode("utf-8")) == tuple(first_lines)
     assert first_lines[0] == "Zwei junge weiße Männer sind im Freien in der Nähe vieler Büsche."
     # The whole test split, pair by pair, is its files' lines.
     test_lines = [
-        gzip.decompress((REAL_MULTI30K / f"test_2016_flickr.{language}.gz").read_bytes())
+        gzip.decompress((real_multi30k / f"test_2016_flickr.{language}.gz").read_bytes())
         .decode("utf-8")
         .splitlines()
         for language in ("de", "en")

@@ -5,11 +5,13 @@ import dataclasses
 from pipelines.atis import load_atis
 from pipelines.conll2003 import TAG_NAMES as CONLL_TAG_NAMES
 from pipelines.conll2003 import load_conll2003
+from pipelines.flickr8k import load_flickr8k
 from pipelines.imdb import load_imdb
 from pipelines.multi30k import load_multi30k
 from pipelines.name_substitution import ATIS_NAMES, CONLL_NAMES
 from pipelines.ptb import as_running_text, load_ptb
 from zoo.config import LEARNING_RATE_SCHEDULES, choice
+from zoo.models.image_captioner import ImageCaptionerConfig, ImageCaptionerFamily
 from zoo.models.language_model import LanguageModelConfig, LanguageModelFamily
 from zoo.models.sequence_tagger import SequenceTaggerConfig, SequenceTaggerFamily
 from zoo.models.text_classifier import TextClassifierConfig, TextClassifierFamily
@@ -170,5 +172,27 @@ register(
         config_class=LanguageModelConfig,
         description="language model: Penn Treebank words, 2 x LSTM with tied embeddings and variational dropout, truncated BPTT, sampling in the graph",
         smoke_config=dict(SMOKE_LANGUAGE_MODEL),
+    )
+)
+
+SMOKE_IMAGE_CAPTIONER = {
+    "encoder": "tiny",
+    "image_size": 28,
+    "vocabulary_size": 60,
+    "min_word_count": 1,
+    "embedding_dim": 4,
+    "units": 4,
+    "num_beams": 2,
+    "max_output_length": 6,
+    "batch_size": 2,
+}
+
+register(
+    Entry(
+        name="captioning",
+        family=ImageCaptionerFamily(load_split=load_flickr8k),
+        config_class=ImageCaptionerConfig,
+        description="one-to-many: Flickr8k image captions, frozen MobileNet v1 features + LSTM with soft attention (Show, Attend and Tell), beam search",
+        smoke_config=dict(SMOKE_IMAGE_CAPTIONER),
     )
 )

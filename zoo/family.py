@@ -85,6 +85,8 @@ class Family(abc.ABC):
     higher_is_better: bool = True
     #: Whether an empty text gets an answer (a language model continues it), not the empty one.
     answers_empty_text: bool = False
+    #: Whether the inputs are texts (tokens counted, long ones cut), not image bytes.
+    reads_text: bool = True
     #: The model class `build` returns (what `check_model` expects of a loaded file).
     model_class: type = keras.Model
     #: The most texts a served request may hold.

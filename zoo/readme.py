@@ -1,6 +1,7 @@
-"""Keeps README's table of entries in step with each entry's metrics.json.
+"""Keeps README's tables of entries and of training times in step with each entry's
+metrics.json.
 
-`python -m zoo.readme` rewrites the table between the markers; a test fails if it is stale.
+`python -m zoo.readme` rewrites the tables between their markers; a test fails if one is stale.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from zoo.runtime import ROOT
 
 README = ROOT / "README.md"
 BEGIN, END = "<!-- entries:begin -->", "<!-- entries:end -->"
+TIMES_BEGIN, TIMES_END = "<!-- training-times:begin -->", "<!-- training-times:end -->"
 
 
 def scored(metrics: dict) -> str:
@@ -70,9 +72,46 @@ def entries_table() -> str:
     return "\n".join(rows)
 
 
+def duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def training_times_table() -> str:
+    """Per entry, the shipped model's training time on a CPU or on a GPU, whichever it was
+    trained on (its metrics.json), with the time of one epoch: what `SET="epochs=1"` costs."""
+    rows = [
+        "| entry | on the CPU | on a GPU | epochs run | an epoch |",
+        "|---|---|---|---|---|",
+    ]
+    for name in entry_names():
+        metrics_path = get_entry(name).directory / "metrics.json"
+        if not metrics_path.exists():
+            rows.append(f"| `{name}` | not trained yet | | | |")
+            continue
+        training = json.loads(metrics_path.read_text()).get("training") or {}
+        seconds, epochs = training.get("training_wall_seconds"), training.get("epochs_run")
+        if not seconds or not epochs:
+            rows.append(f"| `{name}` | not recorded | not recorded | | |")
+            continue
+        device = training.get("device") or "?"
+        backend = training.get("backend") or "?"
+        where = device if f"({backend})" in device else f"{device}, {backend}"
+        measured = f"{duration(seconds)} ({where})"
+        on_cpu = device.startswith("CPU")
+        cpu, gpu = (measured, "not measured") if on_cpu else ("not measured", measured)
+        per_epoch = f"{duration(seconds / epochs)} ({'CPU' if on_cpu else 'GPU'})"
+        rows.append(f"| `{name}` | {cpu} | {gpu} | {epochs} | {per_epoch} |")
+    return "\n".join(rows)
+
+
 def render(text: str) -> str:
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    return pattern.sub(lambda _: f"{BEGIN}\n{entries_table()}\n{END}", text)
+    for begin, end, table in (
+        (BEGIN, END, entries_table),
+        (TIMES_BEGIN, TIMES_END, training_times_table),
+    ):
+        pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
+        text = pattern.sub(lambda _, b=begin, e=end, t=table: f"{b}\n{t()}\n{e}", text)
+    return text
 
 
 def main() -> None:

@@ -178,3 +178,106 @@ def make_sampler(
     if name == "random":
         return samplers.RandomSampler(temperature=temperature, seed=seed)
     raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {name!r}.")
+
+
+def decoder_step(decoder, token_ids, cache):
+    """One step of an `AttentionDecoder` for `decode`: the previous tokens (batch,) and the cache
+    {"states", "memory", "keys", "memory_mask"} -> (next-token logits, the cache with the new
+    states)."""
+    logits, states, _ = decoder.step(
+        token_ids, cache["states"], cache["memory"], cache["keys"], cache["memory_mask"]
+    )
+    return logits, {**cache, "states": states}
+
+
+def candidate_log_probs(
+    decoder,
+    encode,
+    source,
+    candidates,
+    start_id: int,
+    end_id: int,
+    pad_id: int = 0,
+    return_attention: bool = False,
+    float_logits=None,
+):
+    """Teacher-forced log-probability of each candidate token (batch, beams, time) under an
+    `AttentionDecoder`, 0 after the first `end_id`; with `return_attention`, also the attention
+    weights (batch, beams, time, memory time).
+
+    `encode(source)` gives the decoding cache ({"states", "memory", "memory_mask", ...}) of the
+    source (batch first), here repeated per beam. `float_logits(logits)` casts the logits to
+    float32 (and may forbid tokens); by default a plain cast.
+    """
+    batch, beams, steps = (ops.shape(candidates)[i] for i in range(3))
+    flat = ops.reshape(candidates, (-1, steps))
+    keep = cut_at_end(flat, end_id)
+    labels = ops.where(keep, flat, pad_id)
+    inputs = ops.concatenate(
+        [ops.full((ops.shape(flat)[0], 1), start_id, dtype="int32"), labels[:, :-1]], axis=1
+    )
+    cache = encode(ops.repeat(source, beams, axis=0))
+    logits, weights = decoder(
+        inputs, cache["memory"], cache["memory_mask"], cache["states"], return_attention=True
+    )
+    logits = ops.cast(logits, "float32") if float_logits is None else float_logits(logits)
+    log_probs = ops.log_softmax(logits, axis=-1)
+    chosen = ops.take_along_axis(log_probs, labels[:, :, None], axis=-1)[:, :, 0]
+    chosen = ops.reshape(ops.where(keep, chosen, 0.0), (batch, beams, steps))
+    if return_attention:
+        weights = ops.reshape(weights, (batch, beams, steps, ops.shape(weights)[-1]))
+        return chosen, weights
+    return chosen
+
+
+def rank_candidates(candidates, log_probs, end_id: int, pad_id: int = 0, length_penalty=1.0):
+    """Decoded candidates (batch, beams, time) and their tokens' log-probabilities -> {
+    "token_ids": (batch, beams, time) int32, each candidate's tokens with the end token and
+    what follows it set to `pad_id`; "scores": (batch, beams) their mean log-probability per
+    token (end token included); "ranks": their ranking keys (log-probability / length **
+    length_penalty)}, candidates sorted by rank, best first."""
+    keep = cut_at_end(candidates, end_id)
+    ranks, scores = length_normalized_scores(log_probs, keep, length_penalty)
+    order = ops.argsort(-ranks, axis=-1)
+    words = ops.where(keep & ops.not_equal(candidates, end_id), candidates, pad_id)
+    return {
+        "token_ids": ops.take_along_axis(words, order[:, :, None], axis=1),
+        "scores": ops.take_along_axis(scores, order, axis=1),
+        "ranks": ops.take_along_axis(ranks, order, axis=1),
+    }
+
+
+def decode_ranked(
+    model,
+    step,
+    source,
+    max_length: int,
+    start_id: int,
+    end_id: int,
+    pad_id: int = 0,
+    num_beams: int | None = None,
+    length_penalty: float | None = None,
+    beam_search: bool | None = None,
+):
+    """`decode` then `rank_candidates` for an encoder-decoder `model` (the translator, the
+    captioner): `model.encode(source)` gives the decoding cache, `step` runs one token on (see
+    `decode`) and `model.token_log_probs(source, candidates)` rescores the candidates;
+    `num_beams` and `length_penalty` default to the model's. Returns `rank_candidates`'s
+    dict."""
+    num_beams = num_beams or model.num_beams
+    length_penalty = model.length_penalty if length_penalty is None else length_penalty
+    batch = ops.shape(source)[0]
+    candidates = decode(
+        step,
+        model.encode(source),
+        batch,
+        max_length,
+        start_id,
+        end_id,
+        pad_id,
+        num_beams=num_beams,
+        beam_search=beam_search,
+        model=model,
+    )
+    log_probs = model.token_log_probs(source, candidates)
+    return rank_candidates(candidates, log_probs, end_id, pad_id, length_penalty)

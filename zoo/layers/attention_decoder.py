@@ -5,7 +5,8 @@ from keras import ops
 
 from zoo.layers.recurrent_stack import UNIDIRECTIONAL_STACK_ARGUMENTS, RecurrentStack
 
-ATTENTIONS = ("luong", "bahdanau")
+# "none": no attention; the memory only initialises the states (through `bridge`).
+ATTENTIONS = ("luong", "bahdanau", "none")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -28,7 +29,10 @@ class AttentionDecoder(keras.layers.Layer):
     Args:
         vocabulary_size: int. Target vocabulary size (id 0 is padding).
         embedding_dim: int. Width of the target (and output) embeddings.
-        attention: str. "luong" (multiplicative) or "bahdanau" (additive) scores.
+        attention: str. "luong" (multiplicative) or "bahdanau" (additive) scores; "none"
+            attends to nothing: the attentional state is `tanh(W_c h_t)`, and the memory
+            reaches the decoder only through its initial states (`bridge`, e.g. Show and
+            Tell's image-initialised captioner). Its attention weights are all 0.
         tie_embeddings: bool. Share the target embeddings with the output projection.
         embedding_dropout: float. Dropout on the target embeddings.
         **kwargs: the decoder `RecurrentStack`'s arguments (`cell`, `units`, `num_layers`,
@@ -99,12 +103,14 @@ class AttentionDecoder(keras.layers.Layer):
         self.bridge_layer = keras.layers.Dense(
             units, activation="tanh", name="bridge", dtype=policy
         )
-        self.memory_keys = keras.layers.Dense(
-            units, use_bias=False, name="memory_keys", dtype=policy
-        )
+        self.memory_keys = self.attention_layer = None
+        if attention != "none":
+            self.memory_keys = keras.layers.Dense(
+                units, use_bias=False, name="memory_keys", dtype=policy
+            )
         if attention == "luong":
             self.attention_layer = keras.layers.Attention(name="attention", dtype=policy)
-        else:
+        elif attention == "bahdanau":
             self.attention_layer = keras.layers.AdditiveAttention(name="attention", dtype=policy)
         self.combine = keras.layers.Dense(
             units, activation="tanh", use_bias=False, name="combine", dtype=policy
@@ -136,9 +142,14 @@ class AttentionDecoder(keras.layers.Layer):
         self.stack.build((batch, None, self.embedding_dim))
         units = self.stack.units
         self.bridge_layer.build((batch, memory_shape[-1]))
-        self.memory_keys.build(memory_shape)
-        self.attention_layer.build([(batch, None, units), memory_shape, (*memory_shape[:2], units)])
-        self.combine.build((batch, None, units + memory_shape[-1]))
+        if self.attention_layer is None:
+            self.combine.build((batch, None, units))
+        else:
+            self.memory_keys.build(memory_shape)
+            self.attention_layer.build(
+                [(batch, None, units), memory_shape, (*memory_shape[:2], units)]
+            )
+            self.combine.build((batch, None, units + memory_shape[-1]))
         self.projection.build((batch, None, units))
         self.output_bias = self.add_weight(
             shape=(self.vocabulary_size,), initializer="zeros", name="output_bias"
@@ -159,17 +170,25 @@ class AttentionDecoder(keras.layers.Layer):
         ]
 
     def keys(self, memory):
-        """The attention keys of `memory` (computed once per source, reused at every step)."""
-        return self.memory_keys(memory)
+        """The attention keys of `memory` (computed once per source, reused at every step);
+        the memory itself without attention (unused)."""
+        return memory if self.memory_keys is None else self.memory_keys(memory)
 
     def _attend(self, outputs, query_mask, memory, keys, memory_mask, training):
-        context, weights = self.attention_layer(
-            [outputs, memory, keys],
-            mask=[query_mask, memory_mask],
-            return_attention_scores=True,
-            training=training,
-        )
-        attentional = self.combine(ops.concatenate([context, outputs], axis=-1))
+        if self.attention_layer is None:
+            weights = ops.zeros(
+                (ops.shape(outputs)[0], ops.shape(outputs)[1], ops.shape(memory)[1]),
+                dtype=outputs.dtype,
+            )
+            attentional = self.combine(outputs)
+        else:
+            context, weights = self.attention_layer(
+                [outputs, memory, keys],
+                mask=[query_mask, memory_mask],
+                return_attention_scores=True,
+                training=training,
+            )
+            attentional = self.combine(ops.concatenate([context, outputs], axis=-1))
         attentional = self.projection(self.output_dropout(attentional, training=training))
         # Tied: the transposed embeddings; untied: the layer's own output matrix. The bias
         # carries the tokens' prior, which the bounded attentional state need not encode.

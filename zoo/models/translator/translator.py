@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from zoo.generation import cut_at_end, decode, length_normalized_scores
+from zoo.generation import candidate_log_probs, decode_ranked, decoder_step
 from zoo.models.translator.translator_preprocessor import END_ID, PAD_ID, START_ID
 from zoo.task import Task, as_string_batch, pad_to_multiple
 
@@ -89,10 +89,7 @@ class Translator(Task):
         }
 
     def _step(self, token_ids, cache):
-        logits, states, _ = self.decoder.step(
-            token_ids, cache["states"], cache["memory"], cache["keys"], cache["memory_mask"]
-        )
-        return logits, {**cache, "states": states}
+        return decoder_step(self.decoder, token_ids, cache)
 
     def output_length(self, source_ids):
         """Most tokens decoded for a (padded) source: twice its length and 10 more, at most
@@ -115,32 +112,18 @@ class Translator(Task):
             log-probability per token (end token included), "ranks": their ranking keys
             (log-probability / length ** length_penalty), candidates sorted by it, best first}.
         """
-        num_beams = num_beams or self.num_beams
-        length_penalty = self.length_penalty if length_penalty is None else length_penalty
-        batch = ops.shape(source_ids)[0]
-        cache = self.encode(source_ids)
-        candidates = decode(
+        return decode_ranked(
+            self,
             self._step,
-            cache,
-            batch,
+            source_ids,
             self.output_length(source_ids),
             START_ID,
             END_ID,
             PAD_ID,
-            num_beams=num_beams,
-            beam_search=beam_search,
-            model=self,
+            num_beams,
+            length_penalty,
+            beam_search,
         )
-        keep = cut_at_end(candidates, END_ID)
-        log_probs = self.token_log_probs(source_ids, candidates)
-        ranks, scores = length_normalized_scores(log_probs, keep, length_penalty)
-        order = ops.argsort(-ranks, axis=-1)
-        words = ops.where(keep & ops.not_equal(candidates, END_ID), candidates, PAD_ID)
-        return {
-            "token_ids": ops.take_along_axis(words, order[:, :, None], axis=1),
-            "scores": ops.take_along_axis(scores, order, axis=1),
-            "ranks": ops.take_along_axis(ranks, order, axis=1),
-        }
 
     def generate(self, inputs, num_beams=None, length_penalty=None, batch_size=128) -> list[str]:
         """Translations (str) of raw source sentences (a str or a list of them), decoded
@@ -170,28 +153,16 @@ class Translator(Task):
         """Teacher-forced log-probability of each candidate token (batch, beams, time) given
         the source; with `return_attention`, also the attention weights (batch, beams, time,
         source time)."""
-        batch, beams, steps = (ops.shape(candidates)[i] for i in range(3))
-        flat = ops.reshape(candidates, (-1, steps))
-        keep = cut_at_end(flat, END_ID)
-        labels = ops.where(keep, flat, PAD_ID)
-        inputs = ops.concatenate(
-            [ops.full((ops.shape(flat)[0], 1), START_ID, dtype="int32"), labels[:, :-1]], axis=1
+        return candidate_log_probs(
+            self.decoder,
+            self.encode,
+            source_ids,
+            candidates,
+            START_ID,
+            END_ID,
+            PAD_ID,
+            return_attention=return_attention,
         )
-        cache = self.encode(ops.repeat(source_ids, beams, axis=0))
-        logits, weights = self.decoder(
-            inputs,
-            cache["memory"],
-            cache["memory_mask"],
-            cache["states"],
-            return_attention=True,
-        )
-        log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-        chosen = ops.take_along_axis(log_probs, labels[:, :, None], axis=-1)[:, :, 0]
-        chosen = ops.reshape(ops.where(keep, chosen, 0.0), (batch, beams, steps))
-        if return_attention:
-            weights = ops.reshape(weights, (batch, beams, steps, ops.shape(weights)[-1]))
-            return chosen, weights
-        return chosen
 
     def get_config(self):
         return {

@@ -11,8 +11,8 @@ import sacrebleu
 import tensorflow as tf
 from keras import ops
 
-from zoo.family import Family, ValidationScore, records
-from zoo.generation import slice_update_without_xla
+from zoo.family import ValidationScore, records
+from zoo.generation.family import DecodingFamily, best_attention, decoded
 from zoo.layers import RecurrentBackbone
 from zoo.layers.attention_decoder import AttentionDecoder
 from zoo.models.translator.translator import DECODE_PAD_MULTIPLE, Translator
@@ -50,7 +50,7 @@ class SmoothedSequenceCrossEntropy(keras.losses.Loss):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
-class TranslatorFamily(Family):
+class TranslatorFamily(DecodingFamily):
     """Translation over a dataset of {source language: text, target language: text} pairs.
 
     Args:
@@ -225,13 +225,7 @@ class TranslatorFamily(Family):
         preprocessor = model.preprocessor
         # Padded as in `generate`: the same translations whichever way a sentence comes.
         source_ids = pad_to_multiple(preprocessor(text)["source_ids"], DECODE_PAD_MULTIPLE)
-        if keras.backend.backend() == "tensorflow":
-            result = model.translate_ids(source_ids)
-        else:  # JAX or torch eagerly (predict_records): NumPy across the boundary.
-            result = {
-                key: tf.constant(keras.ops.convert_to_numpy(value))
-                for key, value in model.translate_ids(source_ids.numpy()).items()
-            }
+        result = decoded(model.translate_ids, source_ids)
         translation = preprocessor.detokenize(result["token_ids"][:, 0])
         pieces = tf.cast(preprocessor.tokenize_source(text).row_lengths(), tf.int32)
         empty = tf.equal(pieces, 0)
@@ -245,16 +239,6 @@ class TranslatorFamily(Family):
     def predict_records(self, model, inputs) -> list[dict]:
         return records(self.postprocess(model, as_string_batch(inputs)))
 
-    def serving_function(self, model):
-        serve = super().serving_function(model)
-
-        def translate(text):
-            # Decoding is traced with core-TF `slice_update`: no Xla* op in the graph.
-            with slice_update_without_xla():
-                return serve(text)
-
-        return translate
-
     def attention(self, model: Translator, text) -> dict[str, tf.Tensor]:
         """The best translation's attention over the source, for plotting (TensorFlow backend):
         `translation`, `source_pieces` (batch, source time) and `target_pieces` (batch, time)
@@ -262,38 +246,20 @@ class TranslatorFamily(Family):
         `weights` (batch, time, source time): each target piece's attention weights."""
         preprocessor = model.preprocessor
         source_ids = pad_to_multiple(preprocessor(text)["source_ids"], DECODE_PAD_MULTIPLE)
-        best = model.translate_ids(source_ids)["token_ids"][:, :1]
+        token_ids = model.translate_ids(source_ids)["token_ids"]
         # The end token after the translation's last piece: what its last weights predict.
-        length = tf.reduce_sum(tf.cast(best[:, 0] > 0, tf.int32), axis=1)
-        with_end = tf.where(
-            tf.range(tf.shape(best)[2] + 1)[None, :] == length[:, None],
-            END_ID,
-            tf.pad(best[:, 0], [[0, 0], [0, 1]]),
-        )
-        _, weights = model.token_log_probs(source_ids, with_end[:, None], return_attention=True)
+        with_end, weights = best_attention(model.token_log_probs, source_ids, token_ids, END_ID)
 
         def pieces(tokenizer, ids):
             strings = sentence_piece_model(tokenizer).id_to_string(ids)
             return tf.where(ids > 0, strings, "")
 
         return {
-            "translation": preprocessor.detokenize(best[:, 0]),
+            "translation": preprocessor.detokenize(token_ids[:, 0]),
             "source_pieces": pieces(preprocessor.source_tokenizer, source_ids),
             "target_pieces": pieces(preprocessor.target_tokenizer, with_end),
-            "weights": tf.cast(weights[:, 0], tf.float32),
+            "weights": weights,
         }
-
-    def extra_endpoints(self, model) -> dict:
-        """`attention`: text -> the best translation's attention weights (see `attention`)."""
-
-        def attention(text):
-            with slice_update_without_xla():
-                return self.attention(model, text)
-
-        return {"attention": (attention, self.serving_signature())}
-
-    def served_outputs(self, model, text):
-        return None  # `postprocess` decodes from the text itself.
 
 
 def bleu_scores(hypotheses: list[str], references: list[str]) -> dict:
