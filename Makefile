@@ -31,7 +31,7 @@ list: setup
 
 # The language model trains on TensorFlow without a GPU (JAX's LSTM ran about 5 times slower
 # on the 2-core CPU, see saved_models/lm/card.md); with a GPU, JAX's cuDNN path.
-train-lm eval-lm: BACKEND = $(if $(shell nvidia-smi -L 2>/dev/null),jax,tensorflow)
+train-lm eval-lm quantize-lm: BACKEND = $(if $(shell nvidia-smi -L 2>/dev/null),jax,tensorflow)
 
 # Trains into runs/<entry>/<timestamp>-<config hash>/; SHIP=1 then replaces the shipped model.
 train-%: setup
