@@ -72,7 +72,8 @@ class ImageCaptioner(Task):
 
     Examples:
     >>> captioner = zoo.load("captioning")
-    >>> zoo.get_entry("captioning").family.predict_records(captioner, ["photo.jpg"])
+    >>> image = open("photo.jpg", "rb").read()  # JPEG or PNG bytes, not a file name.
+    >>> zoo.get_entry("captioning").family.predict_records(captioner, [image])
     """
 
     def __init__(
