@@ -53,6 +53,22 @@ def test_cli_train_says_backend_devices_and_run_folder_first_and_nothing_else(tm
     assert [line for line in NOISE if line in result.stderr] == [], result.stderr[-3000:]
     # The epoch bar knows its total from the first epoch on.
     assert "/Unknown" not in result.stdout and re.search(r"(\d+)/\1\b", result.stdout)
+    # So do the phases outside fit: tokenizing (18 + 8 texts) and the test split (24).
+    assert last_count(result.stdout, "Tokenizing the training and unlabeled text") == (26, 26)
+    assert last_count(result.stdout, "Classifying the test split") == (24, 24)
+
+
+def last_count(stdout: str, label: str) -> tuple[int, int]:
+    """(done, total) where the bar under `label` ended: its redraws, one a line in text mode,
+    are the lines after the label up to the next without a bar."""
+    assert label in stdout, stdout[-3000:]
+    counts = []
+    for line in stdout.split(label, 1)[1].splitlines()[1:]:
+        if line.strip() and "━" not in line:
+            break
+        counts += re.findall(r"(\d+)/(\d+)", re.sub(r"\x1b\[[0-9;]*m", "", line))
+    done, total = counts[-1]
+    return int(done), int(total)
 
 
 def load_cli_module():

@@ -7,6 +7,7 @@ import json
 import os
 
 import keras
+import numpy as np
 import pytest
 
 import zoo.registry
@@ -170,6 +171,48 @@ def test_a_killed_run_resumes_under_its_own_config_only(quiet_imdb, monkeypatch)
     resumed = train("sentiment", overrides, runs_dir=runs, evaluate=False)
     assert resumed["resumed"] and os.path.basename(resumed["run_dir"]) == killed.name
     assert resumed["epochs_run"] == 2 and len(resumed["history"]["loss"]) == 2
+
+
+class TrainableWeights(keras.callbacks.Callback):
+    """The model's trainable weights when training begins (after a resume's restore) and
+    after its last step."""
+
+    at_train_begin = after_last_step = at_epoch_end = None
+
+    def weights(self):
+        return [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables]
+
+    def on_train_begin(self, logs=None):
+        self.at_train_begin = self.weights()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.after_last_step = self.weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.at_epoch_end = self.weights()  # The average, swapped in for scoring.
+
+
+def test_a_resumed_run_goes_on_from_its_trained_weights_not_their_average(quiet_imdb, monkeypatch):
+    # With a weight EMA, the averaged weights are in the model at an epoch's end (scored,
+    # checkpointed); the backup must hold the trained ones, or a resumed run restarts from
+    # the average, mostly its initial weights early in a run.
+    family, runs = get_entry("sentiment").family, quiet_imdb / "runs"
+    overrides = {**TINY_SENTIMENT, "epochs": 2, "ema_momentum": 0.5}
+    callbacks = family.callbacks
+    killed, resumed = TrainableWeights(), TrainableWeights()
+    for watcher in (killed, resumed):
+        with monkeypatch.context() as patch:
+            patch.setattr(
+                family, "callbacks", lambda *a, w=watcher: [*callbacks(*a), w, KillAtEpoch(1)]
+            )
+            with pytest.raises(KeyboardInterrupt):
+                train("sentiment", overrides, runs_dir=runs, evaluate=False)
+    assert resumed.after_last_step is None  # Restored at epoch 1, killed before a step.
+    trained, averaged = killed.after_last_step, killed.at_epoch_end
+    assert not all(np.allclose(a, t, rtol=1e-4) for a, t in zip(averaged, trained, strict=True))
+    # Equal but for the rounding of TensorFlow's in-place swap (a + b - b).
+    for restored, weights in zip(resumed.at_train_begin, trained, strict=True):
+        np.testing.assert_allclose(restored, weights, rtol=1e-5, atol=1e-7)
 
 
 def test_an_export_that_loses_the_race_for_a_version_takes_the_next(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from zoo.config import config_to_dict, resolve_config, save_config
 from zoo.errors import ConfigError, TrainingError
 from zoo.evaluate import evaluate_model
 from zoo.plots import plot_training_curves
+from zoo.progress import verbosity
 from zoo.quantize import quantize_saved_model
 from zoo.registry import get_entry
 from zoo.runtime import ROOT, accelerator_names, device_line, run_facts
@@ -242,6 +243,55 @@ def recorded_time(name: str, directory: Path, config) -> str | None:
     return f'{note}. A short run: make train-{name} SET="epochs=1".'
 
 
+class StepTimeEstimate(keras.callbacks.Callback):
+    """Says once, a few steps into the first epoch, what an epoch and the whole run will take
+    at the measured speed: the epoch bar's ETA covers one epoch only, and a first run should
+    know at once whether it takes minutes or hours.
+
+    The first `skip` steps are left out (they compile the step function); the next ones are
+    timed until `steps` are or `seconds` have passed. Says nothing when the number of steps of
+    an epoch is unknown, or with `ZOO_VERBOSE=0`.
+    """
+
+    def __init__(
+        self, early_stopping: bool = False, skip=3, steps=15, seconds=20.0, clock=time.monotonic
+    ):
+        super().__init__()
+        self.early_stopping = early_stopping
+        self.skip, self.steps, self.seconds, self.clock = skip, steps, seconds, clock
+        self.first_epoch = self.started = None
+        self.said = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.said or self.params.get("steps") is None or not verbosity():
+            return
+        if batch + 1 == self.skip:
+            self.started = self.clock()
+        elif self.started is not None:
+            timed, elapsed = batch + 1 - self.skip, self.clock() - self.started
+            if timed >= self.steps or elapsed >= self.seconds:
+                # On a line of its own: the epoch bar's line is open.
+                newline = "\n" if verbosity() == 1 else ""
+                print(newline + self.estimate(elapsed / timed, timed), flush=True)
+                self.said = True
+
+    def estimate(self, per_step: float, timed: int) -> str:
+        """The line said, from `per_step` seconds measured over `timed` steps."""
+        steps, epochs = self.params["steps"], self.params["epochs"] - (self.first_epoch or 0)
+        left = f"{epochs} epoch{'s' if epochs != 1 else ''}"
+        left = f"the {left} left" if self.first_epoch else left  # Resumed: those to run.
+        note = " (early stopping may end it sooner)" if self.early_stopping else ""
+        return (
+            f"Measured {per_step:.3g} s/step over {timed} steps: about "
+            f"{_minutes(per_step * steps)} an epoch of {steps:,} steps (its validation not "
+            f"counted), about {_minutes(per_step * steps * epochs)} for {left}{note}."
+        )
+
+
 def save_model_atomically(model: keras.Model, path: Path) -> None:
     """Saves `model` without optimizer state, via a temporary file renamed into place."""
     # A fresh copy holds the weights only: the optimizer's slots would triple the file size.
@@ -357,17 +407,21 @@ def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> di
     # With a weight EMA, the averaged weights are swapped in at each epoch's end, before the
     # family's callbacks score them and the checkpoint saves them.
     averaging = [SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []
+    stops_early = bool(config.early_stopping_patience and selects_epoch)
     callbacks = [
         StopOnNonFiniteLoss("Lower the learning rate, or set clip_norm (gradient clipping)."),
-        *averaging,
-        # Next: a family's callbacks may add the metric the checkpoint and early stopping watch.
-        *family.callbacks(model, config),
+        StepTimeEstimate(early_stopping=stops_early),
+        # Before the EMA swap: the backup holds the trained weights in the model and their
+        # average in the optimizer, so a resumed run goes on from where it stopped.
         keras.callbacks.BackupAndRestore(str(state.backup_dir)),
         keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: state.save(
                 run_dir, state.earlier_seconds + time.time() - started
             )
         ),
+        *averaging,
+        # Next: a family's callbacks may add the metric the checkpoint and early stopping watch.
+        *family.callbacks(model, config),
         keras.callbacks.ModelCheckpoint(
             str(best_weights),
             monitor=monitor,
@@ -389,7 +443,7 @@ def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> di
                 lambda epoch: scheduled_learning_rate(config, epoch)
             )
         )
-    if config.early_stopping_patience and selects_epoch:
+    if stops_early:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=monitor, mode=mode, patience=config.early_stopping_patience
@@ -405,7 +459,7 @@ def _train(entry, config, runs_dir: Path, state: RunState, evaluate: bool) -> di
             steps_per_epoch=config.steps_per_epoch or None,
             shuffle=False,  # The datasets shuffle themselves (Keras warns of its default).
             callbacks=callbacks,
-            verbose=int(os.environ.get("ZOO_VERBOSE", "1")),
+            verbose=verbosity(),
         )
     except TrainingError:
         state.discard()  # The same config would diverge again from its backup.

@@ -14,6 +14,8 @@ import os
 import keras
 import numpy as np
 
+from zoo.progress import progress_bar
+
 # Id 0 pads, id 1 is out-of-vocabulary; a vocabulary's words take ids 2, 3, ... in order.
 PAD_ID, OOV_ID = 0, 1
 PAD_TOKEN, OOV_TOKEN = "", "[UNK]"
@@ -80,10 +82,23 @@ def word2vec_matrix(
     Row 0 (padding) is zero, row 1 (out-of-vocabulary) and rows of words word2vec did not keep
     are drawn at the scale of the learned vectors, and row i + 2 is `vocabulary[i]`'s vector.
     """
-    from gensim.models import Word2Vec  # Imported here: only training with word2vec needs it.
+    # Imported here: only training with word2vec needs gensim.
+    from gensim.models import Word2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
 
     if workers is None:
         workers = max(1, min(8, os.cpu_count() or 1))
+    architecture = "skip-gram" if skipgram else "CBOW"
+    bar = progress_bar(
+        epochs,
+        f"Training word2vec ({architecture}, {dim} dimensions) on {len(sentences):,} texts, "
+        f"{epochs} epoch{'s' if epochs != 1 else ''}...",
+        unit="epoch",
+    )
+
+    class EpochBar(CallbackAny2Vec):
+        def on_epoch_end(self, model):
+            bar.add(1)
 
     model = Word2Vec(
         sentences=sentences,
@@ -95,6 +110,7 @@ def word2vec_matrix(
         epochs=epochs,
         seed=seed,
         workers=workers,
+        callbacks=[EpochBar()],
     )
     vectors = model.wv
     scale = float(np.std(vectors.vectors))

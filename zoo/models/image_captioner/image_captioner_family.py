@@ -26,6 +26,7 @@ from zoo.models.image_captioner.image_captioner_preprocessor import (
     normalize_caption,
 )
 from zoo.models.translator.translator_family import SmoothedSequenceCrossEntropy
+from zoo.progress import dataset_size, progress
 from zoo.task import utf8_bytes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -177,9 +178,15 @@ class ImageCaptionerFamily(DecodingFamily):
             f"{split}-{hashlib.sha256(ids).hexdigest()[:12]}.npy"
         )
         if not path.exists():
-            print(f"Caching the encoder's features of the {split} images in {path}...", flush=True)
+            image_batches = progress(
+                examples.map(lambda e: e["image"]).batch(ENCODE_BATCH_SIZE),
+                dataset_size(examples),
+                f"Caching the encoder's features of the {split} images in {path}...",
+                unit="image",
+                size=len,
+            )
             batches = []
-            for images in examples.map(lambda e: e["image"]).batch(ENCODE_BATCH_SIZE):
+            for images in image_batches:
                 features = model.preprocessor(images)["features"]
                 batches.append(keras.ops.convert_to_numpy(features).astype(np.float16))
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +245,15 @@ class ImageCaptionerFamily(DecodingFamily):
     def callbacks(self, model, config) -> list[keras.callbacks.Callback]:
         """`val_bleu4`: BLEU-4 of greedy captions of the whole validation split (cached
         features) against its 5 references each."""
-        score = functools.partial(self._score_cached, model, config, "validation", num_beams=1)
+        score = functools.partial(
+            self._score_cached,
+            model,
+            config,
+            "validation",
+            num_beams=1,
+            # On a new line: Keras's epoch bar leaves its line open until the epoch ends.
+            label="\nCaptioning the validation images (greedy) for their BLEU-4...",
+        )
         return [ValidationScore("bleu4", score, "validation BLEU-4 (greedy)")]
 
     def references(self, split: str) -> tuple[list[str], list[list[str]]]:
@@ -249,22 +264,27 @@ class ImageCaptionerFamily(DecodingFamily):
             references.append([caption.decode("utf-8") for caption in example["captions"]])
         return ids, references
 
-    def caption_features(self, model, features, batch_size: int, num_beams=None) -> list[str]:
-        """Captions of cached features (images, positions, channels), `batch_size` at a time."""
-        captions = []
-        for start in range(0, len(features), batch_size):
-            batch = np.asarray(features[start : start + batch_size], dtype=np.float32)
-            result = model.caption_ids(batch, num_beams=num_beams)
-            best = tf.constant(keras.ops.convert_to_numpy(result["token_ids"])[:, 0])
-            captions += [
-                text.decode("utf-8") for text in model.preprocessor.detokenize(best).numpy()
-            ]
-        return captions
+    def caption_features(
+        self, model, features, batch_size: int, num_beams=None, label="Captioning..."
+    ) -> list[str]:
+        """Captions of cached features (images, positions, channels), `batch_size` at a time,
+        with a progress bar under `label`."""
 
-    def _score_cached(self, model, config, split: str, num_beams=None) -> dict:
+        def caption(batch):
+            result = model.caption_ids(np.asarray(batch, dtype=np.float32), num_beams=num_beams)
+            best = tf.constant(keras.ops.convert_to_numpy(result["token_ids"])[:, 0])
+            return [text.decode("utf-8") for text in model.preprocessor.detokenize(best).numpy()]
+
+        return self.generated(caption, features, batch_size, label, unit="image")
+
+    def _score_cached(self, model, config, split: str, num_beams=None, label=None) -> dict:
         _, references = self.references(split)
         hypotheses = self.caption_features(
-            model, self.features(model, split), config.decode_batch_size, num_beams
+            model,
+            self.features(model, split),
+            config.decode_batch_size,
+            num_beams,
+            label or f"Captioning the {split} images...",
         )
         return caption_scores(hypotheses, references)
 
@@ -273,7 +293,15 @@ class ImageCaptionerFamily(DecodingFamily):
         image bytes (the served path, the encoder included) with the model's beam width."""
         ids, references = self.references(split)
         images = [example["image"] for example in self.load_split(split).as_numpy_iterator()]
-        hypotheses = model.generate(images, batch_size=config.decode_batch_size)
+        batch_size = config.decode_batch_size
+        beams = self.decoding(model)
+        hypotheses = self.generated(
+            lambda batch: model.generate(batch, batch_size=batch_size),
+            images,
+            batch_size,
+            f"Captioning the {split} images from their bytes ({beams})...",
+            unit="image",
+        )
         return {
             **caption_scores(hypotheses, references, meteor=True),
             "num_examples": len(references),

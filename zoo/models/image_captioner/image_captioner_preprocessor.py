@@ -6,6 +6,7 @@ import tensorflow as tf
 from zoo import vocabulary as word_vocabulary
 from zoo.errors import InputError
 from zoo.models.image_captioner.image_encoder import ImageEncoder
+from zoo.progress import dataset_size, progress
 from zoo.task import as_string_batch
 from zoo.vocabulary import lookup_table, string_lookup
 
@@ -120,10 +121,24 @@ class ImageCaptionerPreprocessor(keras.layers.Layer):
             dataset = captions
             while dataset.element_spec.shape.rank:
                 dataset = dataset.unbatch()
+            # `unbatch` loses the count, known before it when each element holds as many.
+            shape, total = captions.element_spec.shape, dataset_size(captions)
+            if total is not None and shape.is_fully_defined():
+                total *= shape.num_elements()
+            else:
+                total = None
         else:
             dataset = tf.data.Dataset.from_tensor_slices(as_string_batch(captions))
+            total = dataset_size(dataset)
         counts = collections.Counter()
-        for words in dataset.batch(1024).map(self.words):
+        batches = progress(
+            dataset.batch(1024).map(self.words),
+            total,
+            "Counting the captions' words (for the vocabulary)...",
+            unit="caption",
+            size=lambda words: words.nrows(),
+        )
+        for words in batches:
             counts.update(word for row in words.to_list() for word in row)
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         kept = [word.decode("utf-8") for word, count in ranked if count >= self.min_word_count]

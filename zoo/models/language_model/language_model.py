@@ -277,16 +277,21 @@ class LanguageModel(Task):
         ended = ops.cumsum(ops.cast(ops.equal(tokens, self.end_id), "int32"), axis=1) > 0
         return ops.where(ended, PAD_ID, tokens)
 
-    def stream_log_likelihood(self, token_ids, window: int) -> tuple[float, int]:
+    def stream_log_likelihood(
+        self, token_ids, window: int, label: str = "Scoring the stream..."
+    ) -> tuple[float, int]:
         """(Total log-likelihood, number of predicted words) of a stream of ids (1-D), each
         word predicted from all before it: one sequence, read `window` words at a time with
-        the state carried from window to window."""
+        the state carried from window to window, with a progress bar under `label`."""
         import numpy as np
+
+        from zoo.progress import progress
 
         token_ids = np.asarray(token_ids, dtype="int32")
         # Its own states from zeros, never the carried streams of stateful training.
         states, total = self.predictor.stack.get_initial_state(1), 0.0
-        for start in range(0, len(token_ids) - 1, window):
+        starts = range(0, len(token_ids) - 1, window)
+        for start in progress(starts, len(starts), label, unit="window"):
             inputs = token_ids[start : start + window][None, :]
             labels = token_ids[start + 1 : start + window + 1][None, :]
             inputs = inputs[:, : labels.shape[1]]

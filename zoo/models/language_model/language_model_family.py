@@ -15,6 +15,7 @@ from zoo.family import Family, records
 from zoo.generation import slice_update_without_xla
 from zoo.models.language_model.language_model import PAD_ID, LanguageModel, WordPredictor
 from zoo.models.language_model.language_model_preprocessor import LanguageModelPreprocessor
+from zoo.progress import dataset_size, progress
 from zoo.task import as_string_batch, pad_to_multiple
 
 # Prompt lengths are padded to a multiple of this: JAX compiles a few shapes only.
@@ -115,14 +116,28 @@ class LanguageModelFamily(Family):
 
     def prepare_model(self, config, run_dir: Path) -> LanguageModel:
         preprocessor = LanguageModelPreprocessor(max_vocabulary=config.vocabulary_size)
-        preprocessor.adapt(self.load_split("train").as_numpy_iterator())
+        train = self.load_split("train")
+        preprocessor.adapt(
+            progress(
+                train.as_numpy_iterator(),
+                dataset_size(train),
+                "Counting the training split's words (for the vocabulary)...",
+                unit="sentence",
+            )
+        )
         return self.build(config, preprocessor=preprocessor)
 
     def stream(self, model, split: str) -> np.ndarray:
         """A whole split as one stream of ids: every sentence followed by `<eos>`."""
-        parts = [
-            model.preprocessor.stream(batch).numpy() for batch in self.load_split(split).batch(4096)
-        ]
+        sentences = self.load_split(split)
+        batches = progress(
+            sentences.batch(4096),
+            dataset_size(sentences),
+            f"Reading the {split} split as word ids...",
+            unit="sentence",
+            size=len,
+        )
+        parts = [model.preprocessor.stream(batch).numpy() for batch in batches]
         return np.concatenate(parts) if parts else np.zeros([0], "int32")
 
     def _windows(self, model, config, split: str, training: bool) -> tf.data.Dataset:
@@ -152,7 +167,11 @@ class LanguageModelFamily(Family):
         exp(mean negative log-likelihood per word, every `<eos>` included), each word predicted
         from all before it (the first from a sentence's start, an `<eos>` put before it)."""
         ids = np.concatenate([[model.end_id], self.stream(model, split)])
-        total, count = model.stream_log_likelihood(ids, config.eval_bptt)
+        total, count = model.stream_log_likelihood(
+            ids,
+            config.eval_bptt,
+            f"Scoring the {split} split's {len(ids) - 1:,} words, {config.eval_bptt} at a time...",
+        )
         cross_entropy = -total / max(count, 1)
         return {
             "perplexity": round(math.exp(cross_entropy), 3),

@@ -34,6 +34,7 @@ from zoo.models.sequence_tagger.sequence_tagger_preprocessor import (
 from zoo.models.sequence_tagger.sequence_tagger_scoring import most_confused_tags, tag_confusions
 from zoo.models.sequence_tagger.tag_schemes import iob2_to_iobes, iobes_tag_names
 from zoo.plots import plot_confusions
+from zoo.progress import dataset_size, progress
 from zoo.task import predict_on_whole_batch
 from zoo.vocabulary import OOV_ID, most_frequent_words, word2vec_matrix
 
@@ -194,15 +195,25 @@ class SequenceTaggerFamily(Family):
                 "num_substituted": sum(len(values) for values in mapping.values()),
                 "mapping": mapping,
             }
-            return dataset_from_examples(substituted, examples.element_spec), record
+            substituted_examples = dataset_from_examples(substituted, examples.element_spec)
+            # A generator's dataset has no count of its own: its progress bar gets the list's.
+            count = tf.data.experimental.assert_cardinality(len(substituted))
+            return substituted_examples.apply(count), record
         if variant is not None:
             raise ValueError(f"Unknown variant {variant!r}.")
         return examples, None
 
     def prepare_model(self, config, run_dir: Path) -> SequenceTagger:
         joined = f" + {self.validation_split}" if config.train_on_development else ""
-        print(f"Reading the training split{joined}...", flush=True)
-        examples = list(self._training_examples(config).as_numpy_iterator())
+        training = self._training_examples(config)
+        examples = list(
+            progress(
+                training.as_numpy_iterator(),
+                dataset_size(training),
+                f"Reading the training split{joined}...",
+                unit="sentence",
+            )
+        )
         sentences = [decode_strings(example["tokens"]) for example in examples]
         preprocessor = self._preprocessor(config)
         tokens = tf.ragged.constant(sentences, dtype=tf.string)
@@ -245,10 +256,8 @@ class SequenceTaggerFamily(Family):
             config, preprocessor=preprocessor, tag_names=tag_names, intent_names=intent_names
         )
         if config.embedding_init == "word2vec":
-            corpus = words + unlabeled
-            print(f"Training word2vec on {len(corpus):,} sentences and documents...", flush=True)
             matrix = word2vec_matrix(
-                corpus,
+                words + unlabeled,
                 preprocessor.get_vocabulary(),
                 dim=config.embedding_dim,
                 epochs=config.word2vec_epochs,
@@ -263,10 +272,16 @@ class SequenceTaggerFamily(Family):
         """The first `unlabeled_documents` documents of the unlabeled text, as normalized words."""
         if not config.unlabeled_documents or self.unlabeled_text is None:
             return []
-        print(f"Tokenizing {config.unlabeled_documents:,} unlabeled documents...", flush=True)
         documents = []
-        texts = self.unlabeled_text().take(config.unlabeled_documents).batch(1024)
-        for text in texts.prefetch(tf.data.AUTOTUNE):
+        texts = self.unlabeled_text().take(config.unlabeled_documents)
+        batches = progress(
+            texts.batch(1024).prefetch(tf.data.AUTOTUNE),
+            dataset_size(texts),
+            f"Tokenizing {config.unlabeled_documents:,} unlabeled documents (at most)...",
+            unit="document",
+            size=len,
+        )
+        for text in batches:
             text = tf.strings.regex_replace(text, r"<[^>]*>", " ")  # HTML line breaks.
             # A document has many sentences: split each one's final period as the tokenizer
             # does at the end of a sentence ("Paris. Then" -> "Paris . Then").
@@ -295,11 +310,7 @@ class SequenceTaggerFamily(Family):
         tag_table = string_table(model.tag_names, default=0)
         intent_table = string_table(model.intent_names, default=-1) if model.intent_names else None
         if examples is None:
-            examples = (
-                self._training_examples(config, augment)
-                if split == "train"
-                else self.load_split(split)
-            )
+            examples = self._split_or_training(split, config, augment)
         if config.context_tokens:
             if self.with_intent:
                 raise ConfigError(
@@ -332,6 +343,12 @@ class SequenceTaggerFamily(Family):
             return features, labels
 
         return examples.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _split_or_training(self, split: str, config, augment=False) -> tf.data.Dataset:
+        """A split's examples; for "train", those training reads (see `_training_examples`)."""
+        if split == "train":
+            return self._training_examples(config, augment)
+        return self.load_split(split)
 
     def _batch(self, dataset, config) -> tf.data.Dataset:
         return bucket_by_length(
@@ -382,7 +399,12 @@ class SequenceTaggerFamily(Family):
     def _singletons(examples: tf.data.Dataset, vocabulary_size: int) -> tf.Tensor:
         """(vocabulary_size,) bool: the word ids that occur exactly once in `examples`."""
         counts = np.zeros(vocabulary_size, dtype=np.int64)
-        for features, _ in examples.as_numpy_iterator():
+        for features, _ in progress(
+            examples.as_numpy_iterator(),
+            dataset_size(examples),
+            "Counting the words seen once (for singleton_dropout)...",
+            unit="example",
+        ):
             counts += np.bincount(features["token_ids"], minlength=vocabulary_size)
         return tf.constant(counts == 1)
 
@@ -392,21 +414,42 @@ class SequenceTaggerFamily(Family):
 
     def callbacks(self, model, config) -> list[keras.callbacks.Callback]:
         """`val_f1`: seqeval's span F1 on the whole development split, after every epoch."""
-        score = functools.partial(self._score, model, config, self.validation_split)
+        score = functools.partial(
+            self._score,
+            model,
+            config,
+            self.validation_split,
+            # On a new line: Keras's epoch bar leaves its line open until the epoch ends.
+            label=f"\nTagging the {self.validation_split} split for its F1...",
+        )
         return [ValidationScore("f1", score, "development span F1 (seqeval)")]
 
     def _score(
-        self, model: SequenceTagger, config, split: str, examples: tf.data.Dataset | None = None
+        self,
+        model: SequenceTagger,
+        config,
+        split: str,
+        examples: tf.data.Dataset | None = None,
+        label: str | None = None,
     ) -> dict:
         """Span metrics (seqeval, conlleval rules) over every sentence of a split (or of
-        `examples`, a variant of it)."""
+        `examples`, a variant of it), with a progress bar under `label`."""
         from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 
         gold, predicted, intent_hits = [], [], []
         tag_names = model.output_tag_names  # IOB2, as the references are.
+        if examples is None:
+            examples = self._split_or_training(split, config)
         batches = self._examples(model, split, config, with_references=True, examples=examples)
         batches = self._batch(batches, config)
-        for features, references in batches.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
+        batches = progress(
+            batches.prefetch(tf.data.AUTOTUNE).as_numpy_iterator(),
+            dataset_size(examples),  # Bucketed (and packed) batches: counted in sentences.
+            label or f"Tagging the {split} split...",
+            unit="sentence",
+            size=lambda batch: sentences_in(*batch),
+        )
+        for features, references in batches:
             # Batches of any size, also when a data-parallel run splits them over devices.
             outputs = predict_on_whole_batch(model, features)
             tag_ids = keras.ops.convert_to_numpy(outputs["tag_ids"])
@@ -483,7 +526,8 @@ class SequenceTaggerFamily(Family):
         results = {}
         for variant in self.variants():
             examples, record = self._split_examples(split, variant)
-            scores = self._score(model, config, split, examples)
+            label = f"Tagging the {split} split, variant {variant}..."
+            scores = self._score(model, config, split, examples, label=label)
             results[variant] = {key: scores[key] for key in VARIANT_KEYS if key in scores}
             results[variant].update(record or {})
         return results
@@ -495,7 +539,12 @@ class SequenceTaggerFamily(Family):
         results["variants"] = self.score_variants(model, config, split)
         if config.context_tokens:
             # What the served model scores when every sentence comes alone.
-            alone = self._score(model, dataclasses.replace(config, context_tokens=0), split)
+            alone = self._score(
+                model,
+                dataclasses.replace(config, context_tokens=0),
+                split,
+                label=f"Tagging the {split} split, each sentence alone...",
+            )
             results["sentences_alone"] = {
                 key: alone[key] for key in ("f1", "precision", "recall", "num_examples")
             }
@@ -553,6 +602,13 @@ class SequenceTaggerFamily(Family):
                 f"intent head; this entry's has {'one' if self.with_intent else 'none'}: it is "
                 "another entry's model."
             )
+
+
+def sentences_in(features, references) -> int:
+    """The sentences of a batch of references (a packed example holds several)."""
+    if "sentence_lengths" in references:
+        return int(np.sum(references["sentence_lengths"] > 0))
+    return len(features["token_ids"])
 
 
 def backend_tensor(value):

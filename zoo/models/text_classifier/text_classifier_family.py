@@ -14,6 +14,7 @@ from zoo.family import Family
 from zoo.layers import RecurrentBackbone
 from zoo.models.text_classifier.text_classifier import TextClassifier
 from zoo.models.text_classifier.text_classifier_preprocessor import TextClassifierPreprocessor
+from zoo.progress import dataset_size, progress
 from zoo.vocabulary import most_frequent_words, word2vec_matrix
 
 
@@ -82,13 +83,13 @@ class TextClassifierFamily(Family):
             sequence_length=config.sequence_length,
             truncation=config.truncation,
         )
-        print("Tokenizing the training and unlabeled text...", flush=True)
-        sentences = preprocessor.tokenize_corpus(texts)
+        sentences = preprocessor.tokenize_corpus(
+            texts, "Tokenizing the training and unlabeled text (for the vocabulary)..."
+        )
         preprocessor.set_vocabulary(most_frequent_words(sentences, config.vocabulary_size - 2))
         (run_dir / "vocabulary.txt").write_text("\n".join(preprocessor.get_vocabulary()) + "\n")
         model = self.build(config, preprocessor=preprocessor)
         if config.embedding_init == "word2vec":
-            print(f"Training word2vec on {len(sentences):,} texts...", flush=True)
             matrix = word2vec_matrix(
                 sentences,
                 preprocessor.get_vocabulary(),
@@ -130,8 +131,14 @@ class TextClassifierFamily(Family):
 
     def evaluate(self, model, config, split: str) -> dict:
         correct = total = 0
-        batches = self._batches(model, config, split, training=False)
-        for token_ids, labels in batches.as_numpy_iterator():
+        batches = progress(
+            self._batches(model, config, split, training=False).as_numpy_iterator(),
+            dataset_size(self.load_split(split)),  # Bucketed batches: counted in texts.
+            f"Classifying the {split} split...",
+            unit="text",
+            size=lambda batch: len(batch[1]),
+        )
+        for token_ids, labels in batches:
             logits = keras.ops.convert_to_numpy(model.predict_on_batch(token_ids))
             correct += int(np.sum(np.argmax(logits, axis=-1) == labels))
             total += int(labels.shape[0])

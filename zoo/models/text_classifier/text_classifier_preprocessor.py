@@ -2,6 +2,7 @@ import keras
 import tensorflow as tf
 
 from zoo.errors import InputError
+from zoo.progress import dataset_size, progress
 from zoo.task import as_string_batch
 from zoo.vocabulary import OOV_ID, lookup_table, most_frequent_words, string_lookup
 
@@ -88,15 +89,21 @@ class TextClassifierPreprocessor(keras.layers.Layer):
             most_frequent_words(self.tokenize_corpus(texts), self.vocabulary_size - 2)
         )
 
-    def tokenize_corpus(self, texts: tf.data.Dataset) -> list[list[str]]:
-        """Raw strings (a dataset, batched or not) -> lists of the words the model sees."""
+    def tokenize_corpus(
+        self, texts: tf.data.Dataset, label: str = "Tokenizing the texts"
+    ) -> list[list[str]]:
+        """Raw strings (a dataset, batched or not) -> lists of the words the model sees, with a
+        progress bar under `label` (a total of texts unless `unbatch` lost it)."""
         texts = texts.unbatch() if texts.element_spec.shape.rank else texts
         words = texts.batch(256).map(self.tokenize, num_parallel_calls=tf.data.AUTOTUNE)
-        return [
-            [word.decode("utf-8") for word in row]
-            for batch in words.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
-            for row in batch
-        ]
+        batches = progress(
+            words.prefetch(tf.data.AUTOTUNE).as_numpy_iterator(),
+            dataset_size(texts),
+            label,
+            unit="text",
+            size=len,
+        )
+        return [[word.decode("utf-8") for word in row] for batch in batches for row in batch]
 
     def lookup_tables(self) -> list:
         """TF resources an exported SavedModel must carry (tracked by `zoo.export`)."""

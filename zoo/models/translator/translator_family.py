@@ -173,7 +173,15 @@ class TranslatorFamily(DecodingFamily):
 
     def callbacks(self, model, config) -> list[keras.callbacks.Callback]:
         """`val_bleu`: sacreBLEU of greedy translations of the whole validation split."""
-        score = functools.partial(self._score, model, config, "validation", num_beams=1)
+        score = functools.partial(
+            self._score,
+            model,
+            config,
+            "validation",
+            num_beams=1,
+            # On a new line: Keras's epoch bar leaves its line open until the epoch ends.
+            label="\nTranslating the validation split (greedy) for its BLEU...",
+        )
         return [ValidationScore("bleu", score, "validation BLEU (greedy, sacreBLEU)")]
 
     def references(self, split: str) -> tuple[list[str], list[str]]:
@@ -184,24 +192,37 @@ class TranslatorFamily(DecodingFamily):
             references.append(pair[self.target].decode("utf-8"))
         return sources, references
 
-    def _score(self, model, config, split: str, num_beams=None, **kwargs) -> dict:
+    def translations(self, model, config, sources: list[str], label: str, **kwargs) -> list[str]:
+        """`model.generate(sources, **kwargs)`, `decode_batch_size` at a time, with a bar."""
+        batch_size = config.decode_batch_size
+
+        def generate(batch):
+            return model.generate(batch, batch_size=batch_size, **kwargs)
+
+        return self.generated(generate, sources, batch_size, label, unit="sentence")
+
+    def _score(self, model, config, split: str, label=None, **kwargs) -> dict:
         sources, references = self.references(split)
-        hypotheses = model.generate(
-            sources, num_beams=num_beams, batch_size=config.decode_batch_size, **kwargs
-        )
-        return bleu_scores(hypotheses, references)
+        label = label or f"Translating the {split} split..."
+        return bleu_scores(self.translations(model, config, sources, label, **kwargs), references)
 
     def evaluate(self, model, config, split: str) -> dict:
         """sacreBLEU, lower-cased BLEU and chrF of the split as distributed, and BLEU of the
         same split with lower-cased and all-caps sources (`source_casing`; same references):
         the input people type."""
         sources, references = self.references(split)
-        hypotheses = model.generate(sources, batch_size=config.decode_batch_size)
+        beams = self.decoding(model)
+        hypotheses = self.translations(
+            model, config, sources, f"Translating the {split} split ({beams})..."
+        )
         scores = bleu_scores(hypotheses, references)
         casing = {"as_distributed": scores["bleu"]}
         for name, recase in (("lower", str.lower), ("upper", str.upper)):
-            recased = model.generate(
-                [recase(source) for source in sources], batch_size=config.decode_batch_size
+            recased = self.translations(
+                model,
+                config,
+                [recase(source) for source in sources],
+                f"Translating the {split} split, {name}-cased sources ({beams})...",
             )
             casing[name] = bleu_scores(recased, references)["bleu"]
         return {
