@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 ZOO := ZOO_DATA_MIRROR=$(DATA_MIRROR) TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m zoo
 SETS := $(foreach pair,$(SET),--set $(pair))
 
-.PHONY: setup test test-all bench list lint clean gradient-norms report-nmt report-lm
+.PHONY: setup test test-all bench list lint clean gradient-norms report-nmt report-lm report-captioning
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,12 @@ quantize-%: setup
 report-nmt: setup
 	KERAS_BACKEND=$(BACKEND) ZOO_DATA_MIRROR=$(DATA_MIRROR) TF_CPP_MIN_LOG_LEVEL=2 \
 		$(PY) -m zoo.models.translator.report --choose
+
+# A captioner's decoding (beam width, length penalty) chosen on validation and saved on the
+# model, with the card's measurements: BLEU/CIDEr vs beam width, speed, attention over images.
+report-captioning: setup
+	KERAS_BACKEND=tensorflow ZOO_DATA_MIRROR=$(DATA_MIRROR) TF_CPP_MIN_LOG_LEVEL=2 \
+		$(PY) -m zoo.models.image_captioner.report --choose
 
 # The language model's card samples: next words and seeded continuations of every sampler.
 report-lm: setup

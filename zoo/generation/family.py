@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from zoo.family import Family
 from zoo.generation.decoding import slice_update_without_xla
+from zoo.progress import progress
 
 
 class DecodingFamily(Family):
@@ -32,6 +33,26 @@ class DecodingFamily(Family):
 
     def attention(self, model, inputs) -> dict[str, tf.Tensor]:
         raise NotImplementedError
+
+    @staticmethod
+    def decoding(model) -> str:
+        """How a progress label names the model's decoding: "greedy" or "beam search of 5"."""
+        return f"beam search of {model.num_beams}" if model.num_beams > 1 else "greedy"
+
+    @staticmethod
+    def generated(generate, inputs, batch_size: int, label: str, unit: str) -> list:
+        """`generate(batch)` (a list of outputs) over `inputs` (a list or an array),
+        `batch_size` at a time, with a progress bar of `unit`s under `label`."""
+        starts = progress(
+            range(0, len(inputs), batch_size),
+            len(inputs),
+            label,
+            unit=unit,
+            size=lambda start: min(batch_size, len(inputs) - start),
+        )
+        return [
+            output for start in starts for output in generate(inputs[start : start + batch_size])
+        ]
 
     def extra_endpoints(self, model) -> dict:
         """`attention`: raw inputs -> the best output's attention weights (see `attention`)."""
@@ -69,3 +90,21 @@ def best_attention(token_log_probs, source, token_ids, end_id: int):
     )
     _, weights = token_log_probs(source, with_end[:, None], return_attention=True)
     return with_end, tf.cast(weights[:, 0], tf.float32)
+
+
+def report_main(entry: str, report, doc: str, argv=None) -> int:
+    """The command line of a decoding entry's report module (`make report-<entry>`):
+    `[MODEL_DIR] [--choose]`, calling `report(model_dir, choose)`."""
+    import argparse
+    from pathlib import Path
+
+    from zoo.registry import get_entry
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("model_dir", nargs="?", default=str(get_entry(entry).directory))
+    parser.add_argument(
+        "--choose", action="store_true", help="save the best validation setting on the model"
+    )
+    args = parser.parse_args(argv)
+    report(Path(args.model_dir), args.choose)
+    return 0

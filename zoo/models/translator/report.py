@@ -17,7 +17,6 @@ Writes `decoding.json` and `attention_*.png` to the model folder.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import sacrebleu
 
 import zoo  # noqa: F401  (registers the entries)
+from zoo.generation.family import report_main
 from zoo.models.translator.translator import DECODE_PAD_MULTIPLE
 from zoo.models.translator.translator_family import bleu_scores
 from zoo.models.translator.translator_preprocessor import END_ID
@@ -178,14 +178,7 @@ def report(model_dir: Path, choose: bool) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model_dir", nargs="?", default=str(get_entry("nmt").directory))
-    parser.add_argument(
-        "--choose", action="store_true", help="save the best validation setting on the model"
-    )
-    args = parser.parse_args(argv)
-    report(Path(args.model_dir), args.choose)
-    return 0
+    return report_main("nmt", report, __doc__, argv)
 
 
 if __name__ == "__main__":
