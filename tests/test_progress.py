@@ -70,18 +70,31 @@ def test_the_estimate_is_said_once_from_the_steps_after_compiling(capsys):
     run_estimate(steps=350, epochs=12, seconds_per_step=0.92, early_stopping=True)
     out = capsys.readouterr().out
     assert out == (
-        "\nMeasured 0.92 s/step over 15 steps: about 5 min an epoch of 350 steps (its "
+        "\nMeasured 0.92 s/step (median of 15 steps): about 5 min an epoch of 350 steps (its "
         "validation not counted), about 64 min for 12 epochs (early stopping may end it "
         "sooner).\n"
     )
 
 
-def test_slow_steps_are_timed_for_20_seconds_and_a_resumed_run_counts_its_epochs_left(capsys):
+def test_slow_steps_are_timed_for_a_minute_and_a_resumed_run_counts_its_epochs_left(capsys):
     run_estimate(steps=100, epochs=10, seconds_per_step=8.0, first_epoch=6)
     out = capsys.readouterr().out
     assert out.count("Measured") == 1, out
-    assert "Measured 8 s/step over 3 steps: about 13 min an epoch of 100 steps" in out, out
+    assert "Measured 8 s/step (median of 8 steps): about 13 min an epoch of 100 steps" in out
     assert "about 53 min for the 4 epochs left." in out, out
+
+
+def test_the_estimate_leaves_out_the_slow_steps_that_compile_new_batch_shapes(capsys):
+    # Steps of 0.1 s, but 4 of the 15 timed take 10 s more (a new bucket's shape compiles).
+    slow = {5, 6, 9, 14}
+    times = np.cumsum([0.0] + [0.1 + 10.0 * (step in slow) for step in range(40)])
+    callback = StepTimeEstimate(clock=iter(times.tolist()).__next__)
+    callback.set_params({"steps": 600, "epochs": 2, "verbose": 1})
+    callback.on_epoch_begin(0)
+    for batch in range(40):
+        callback.on_train_batch_end(batch)
+    out = capsys.readouterr().out
+    assert "Measured 0.1 s/step (median of" in out and "about 60 s an epoch" in out, out
 
 
 @pytest.mark.parametrize("steps, verbose", [(None, "1"), (350, "0")])

@@ -249,17 +249,27 @@ class StepTimeEstimate(keras.callbacks.Callback):
     know at once whether it takes minutes or hours.
 
     The first `skip` steps are left out (they compile the step function); the next ones are
-    timed until `steps` are or `seconds` have passed. Says nothing when the number of steps of
-    an epoch is unknown, or with `ZOO_VERBOSE=0`.
+    timed until `steps` are, or `seconds` have passed and at least `min_steps` are. The
+    estimate is their median: with length buckets, JAX compiles again at each new batch shape,
+    and those slow steps must not count as the speed of the epoch. Says nothing when the
+    number of steps of an epoch is unknown, or with `ZOO_VERBOSE=0`.
     """
 
     def __init__(
-        self, early_stopping: bool = False, skip=3, steps=15, seconds=20.0, clock=time.monotonic
+        self,
+        early_stopping: bool = False,
+        skip=3,
+        steps=15,
+        seconds=60.0,
+        min_steps=5,
+        clock=time.monotonic,
     ):
         super().__init__()
         self.early_stopping = early_stopping
-        self.skip, self.steps, self.seconds, self.clock = skip, steps, seconds, clock
-        self.first_epoch = self.started = None
+        self.skip, self.steps, self.seconds, self.min_steps = skip, steps, seconds, min_steps
+        self.clock = clock
+        self.first_epoch = self.started = self.last = None
+        self.durations: list[float] = []
         self.said = False
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -270,13 +280,18 @@ class StepTimeEstimate(keras.callbacks.Callback):
         if self.said or self.params.get("steps") is None or not verbosity():
             return
         if batch + 1 == self.skip:
-            self.started = self.clock()
+            self.started = self.last = self.clock()
         elif self.started is not None:
-            timed, elapsed = batch + 1 - self.skip, self.clock() - self.started
-            if timed >= self.steps or elapsed >= self.seconds:
+            now = self.clock()
+            self.durations.append(now - self.last)
+            self.last = now
+            timed = len(self.durations)
+            if timed >= self.steps or (
+                timed >= self.min_steps and now - self.started >= self.seconds
+            ):
                 # On a line of its own: the epoch bar's line is open.
                 newline = "\n" if verbosity() == 1 else ""
-                print(newline + self.estimate(elapsed / timed, timed), flush=True)
+                print(newline + self.estimate(float(np.median(self.durations)), timed), flush=True)
                 self.said = True
 
     def estimate(self, per_step: float, timed: int) -> str:
@@ -286,7 +301,7 @@ class StepTimeEstimate(keras.callbacks.Callback):
         left = f"the {left} left" if self.first_epoch else left  # Resumed: those to run.
         note = " (early stopping may end it sooner)" if self.early_stopping else ""
         return (
-            f"Measured {per_step:.3g} s/step over {timed} steps: about "
+            f"Measured {per_step:.3g} s/step (median of {timed} steps): about "
             f"{_minutes(per_step * steps)} an epoch of {steps:,} steps (its validation not "
             f"counted), about {_minutes(per_step * steps * epochs)} for {left}{note}."
         )
