@@ -154,25 +154,6 @@ class KillAtEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt  # As a kill after the backup of the epoch before.
 
 
-def test_a_killed_run_resumes_under_its_own_config_only(quiet_imdb, monkeypatch):
-    family, runs = get_entry("sentiment").family, quiet_imdb / "runs"
-    overrides = {**TINY_SENTIMENT, "epochs": 2}
-    callbacks = family.callbacks
-    with monkeypatch.context() as patch:
-        patch.setattr(family, "callbacks", lambda *a: [*callbacks(*a), KillAtEpoch(1)])
-        with pytest.raises(KeyboardInterrupt):
-            train("sentiment", overrides, runs_dir=runs, evaluate=False)
-    (killed,) = [path for path in (runs / "sentiment").iterdir() if path.name.startswith("2")]
-    # Another config starts afresh, in a folder of its own.
-    other = train("sentiment", {**overrides, "seed": 7}, runs_dir=runs, evaluate=False)
-    assert not other["resumed"] and other["epochs_run"] == 2
-    assert os.path.basename(other["run_dir"]) != killed.name
-    # The same config resumes the killed run, in its folder, and its record counts both epochs.
-    resumed = train("sentiment", overrides, runs_dir=runs, evaluate=False)
-    assert resumed["resumed"] and os.path.basename(resumed["run_dir"]) == killed.name
-    assert resumed["epochs_run"] == 2 and len(resumed["history"]["loss"]) == 2
-
-
 class TrainableWeights(keras.callbacks.Callback):
     """The model's trainable weights when training begins (after a resume's restore) and
     after its last step."""
@@ -192,25 +173,32 @@ class TrainableWeights(keras.callbacks.Callback):
         self.at_epoch_end = self.weights()  # The average, swapped in for scoring.
 
 
-def test_a_resumed_run_goes_on_from_its_trained_weights_not_their_average(quiet_imdb, monkeypatch):
-    # With a weight EMA, the averaged weights are in the model at an epoch's end (scored,
-    # checkpointed); the backup must hold the trained ones, or a resumed run restarts from
-    # the average, mostly its initial weights early in a run.
+def test_a_killed_run_resumes_under_its_own_config_only(quiet_imdb, monkeypatch):
     family, runs = get_entry("sentiment").family, quiet_imdb / "runs"
+    # With a weight EMA the average is in the model at an epoch's end (scored, checkpointed):
+    # the backup must hold the trained weights, or a resumed run restarts from the average.
     overrides = {**TINY_SENTIMENT, "epochs": 2, "ema_momentum": 0.5}
     callbacks = family.callbacks
     killed, resumed = TrainableWeights(), TrainableWeights()
-    for watcher in (killed, resumed):
-        with monkeypatch.context() as patch:
-            patch.setattr(
-                family, "callbacks", lambda *a, w=watcher: [*callbacks(*a), w, KillAtEpoch(1)]
-            )
-            with pytest.raises(KeyboardInterrupt):
-                train("sentiment", overrides, runs_dir=runs, evaluate=False)
-    assert resumed.after_last_step is None  # Restored at epoch 1, killed before a step.
+    with monkeypatch.context() as patch:
+        patch.setattr(family, "callbacks", lambda *a: [*callbacks(*a), killed, KillAtEpoch(1)])
+        with pytest.raises(KeyboardInterrupt):
+            train("sentiment", overrides, runs_dir=runs, evaluate=False)
+    (killed_dir,) = [path for path in (runs / "sentiment").iterdir() if path.name.startswith("2")]
+    # Another config starts afresh, in a folder of its own.
+    other = train("sentiment", {**overrides, "seed": 7}, runs_dir=runs, evaluate=False)
+    assert not other["resumed"] and other["epochs_run"] == 2
+    assert os.path.basename(other["run_dir"]) != killed_dir.name
+    # The same config resumes the killed run, in its folder, and its record counts both epochs.
+    with monkeypatch.context() as patch:
+        patch.setattr(family, "callbacks", lambda *a: [*callbacks(*a), resumed])
+        again = train("sentiment", overrides, runs_dir=runs, evaluate=False)
+    assert again["resumed"] and os.path.basename(again["run_dir"]) == killed_dir.name
+    assert again["epochs_run"] == 2 and len(again["history"]["loss"]) == 2
+    # It went on from the trained weights (equal but for the rounding of TensorFlow's in-place
+    # swap, a + b - b), not from their average.
     trained, averaged = killed.after_last_step, killed.at_epoch_end
     assert not all(np.allclose(a, t, rtol=1e-4) for a, t in zip(averaged, trained, strict=True))
-    # Equal but for the rounding of TensorFlow's in-place swap (a + b - b).
     for restored, weights in zip(resumed.at_train_begin, trained, strict=True):
         np.testing.assert_allclose(restored, weights, rtol=1e-5, atol=1e-7)
 
