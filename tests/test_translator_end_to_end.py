@@ -133,6 +133,19 @@ def test_greedy_decoding_equals_a_beam_search_of_width_one(model):
         )
 
 
+def test_the_unknown_piece_is_never_decoded_even_when_most_likely(trained):
+    from zoo.models.translator.translator_preprocessor import UNK_ID
+
+    model = zoo.load("nmt", trained[0] / "model" / "model.keras")  # Its own copy: changed here.
+    bias = model.decoder.output_bias
+    bias.assign(keras.ops.convert_to_numpy(bias) + 1e4 * (np.arange(bias.shape[0]) == UNK_ID))
+    ids = source_ids(model, TEXTS)
+    for num_beams in (1, 3):
+        tokens = keras.ops.convert_to_numpy(model.translate_ids(ids, num_beams)["token_ids"])
+        assert tokens.size and not np.any(tokens == UNK_ID), num_beams
+    assert "⁇" not in "".join(model.generate(TEXTS))
+
+
 def test_generate_translates_like_predict_records_and_the_server(model):
     records = get_entry("nmt").family.predict_records(model, TEXTS + [""])
     assert model.generate(TEXTS + [""], batch_size=2) == [r["translation"] for r in records]

@@ -21,6 +21,17 @@ SAMPLERS = ("greedy", "top_k", "top_p", "random")
 FORBIDDEN = -1e9
 
 
+def without_token(token_id: int):
+    """A logits transform (to float32) under which `token_id` is never produced nor scored:
+    its logit is forbidden. The unknown-word id: a "⁇" or "<unk>" in an output helps nobody."""
+
+    def transform(logits):
+        forbidden = ops.equal(ops.arange(ops.shape(logits)[-1]), token_id)
+        return ops.where(forbidden, FORBIDDEN, ops.cast(logits, "float32"))
+
+    return transform
+
+
 def _slice_update_with_core_ops(inputs, start_indices, updates):
     """`keras.ops.slice_update` with core TF ops: `updates` padded into place, then selected."""
     import tensorflow as tf

@@ -4,7 +4,7 @@ from keras import ops
 
 from zoo.errors import InputError
 from zoo.generation import candidate_log_probs, decode_ranked, decoder_step
-from zoo.generation.decoding import FORBIDDEN
+from zoo.generation.decoding import without_token
 from zoo.models.image_captioner.image_captioner_preprocessor import (
     END_ID,
     PAD_ID,
@@ -166,11 +166,8 @@ class ImageCaptioner(Task):
             "memory_mask": ops.ones(ops.shape(features)[:2], dtype="bool"),
         }
 
-    @staticmethod
-    def _without_unknown(logits):
-        """The unknown-word id is never produced (nor scored): its logit is forbidden."""
-        unknown = ops.equal(ops.arange(ops.shape(logits)[-1]), UNKNOWN_ID)
-        return ops.where(unknown, FORBIDDEN, ops.cast(logits, "float32"))
+    # The unknown-word id is never produced (nor scored).
+    _without_unknown = staticmethod(without_token(UNKNOWN_ID))
 
     def _step(self, token_ids, cache):
         logits, cache = decoder_step(self.decoder, token_ids, cache)

@@ -2,7 +2,8 @@ import keras
 from keras import ops
 
 from zoo.generation import candidate_log_probs, decode_ranked, decoder_step
-from zoo.models.translator.translator_preprocessor import END_ID, PAD_ID, START_ID
+from zoo.generation.decoding import without_token
+from zoo.models.translator.translator_preprocessor import END_ID, PAD_ID, START_ID, UNK_ID
 from zoo.task import Task, as_string_batch, pad_to_multiple
 
 # Source lengths are padded to a multiple of this before decoding, in every path (a split's
@@ -88,8 +89,12 @@ class Translator(Task):
             "memory_mask": ops.not_equal(source_ids, 0),
         }
 
+    # The unknown piece (SentencePiece's " ⁇ ") is never produced (nor scored).
+    _without_unknown = staticmethod(without_token(UNK_ID))
+
     def _step(self, token_ids, cache):
-        return decoder_step(self.decoder, token_ids, cache)
+        logits, cache = decoder_step(self.decoder, token_ids, cache)
+        return self._without_unknown(logits), cache
 
     def output_length(self, source_ids):
         """Most tokens decoded for a (padded) source: twice its length and 10 more, at most
@@ -162,6 +167,7 @@ class Translator(Task):
             END_ID,
             PAD_ID,
             return_attention=return_attention,
+            float_logits=self._without_unknown,
         )
 
     def get_config(self):
