@@ -327,3 +327,19 @@ def test_cli_predict_reads_image_files(trained, tmp_path):
     assert all(set(row) == {"caption", "score", "error"} and row["error"] == "" for row in rows)
     missing = predict(str(tmp_path / "nowhere.jpg"))
     assert missing.returncode == 2 and "No image file" in missing.stderr
+
+
+SHIPPED = get_entry("captioning").directory / "model.keras"
+
+
+@pytest.mark.real_data
+@pytest.mark.pretrained
+@pytest.mark.skipif(not SHIPPED.exists(), reason="no pretrained captioning model")
+@pytest.mark.skipif(mobilenet_weights_folder() is None, reason="no Flickr8k mirror")
+def test_the_pretrained_captioner_loads_in_plain_keras_and_sees_the_dogs():
+    model = keras.saving.load_model(SHIPPED, compile=False)  # `import zoo` registered it.
+    assert type(model).__name__ == "ImageCaptioner"
+    captions = model.generate(dog_images(6), batch_size=6)
+    assert sum("dog" in caption.split() for caption in captions) >= 5, captions
+    records = get_entry("captioning").family.predict_records(model, [b"not an image"])
+    assert records[0]["caption"] == "" and records[0]["error"], records
