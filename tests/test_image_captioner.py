@@ -240,6 +240,9 @@ def test_generate_captions_like_predict_records_and_says_which_were_not_images(m
     assert [r["caption"] for r in records] == model.generate(images, batch_size=3)
     assert [r["error"] for r in records] == ["", "", *["not a JPEG or PNG image"] * 2]
     assert records[2]["caption"] == "" and records[2]["score"] == 0.0
+    # A cut JPEG is refused with the decoder's reason, not the first line of a graph trace.
+    with pytest.raises(zoo.InputError, match=r"decoded \(.*JPEG.*\): a JPEG or PNG file is cut"):
+        get_entry("captioning").family.predict_records(model, [square("green")[:200]])
 
 
 def test_show_and_tell_and_the_attention_penalty_build_and_train():

@@ -334,7 +334,11 @@ class ImageCaptionerFamily(DecodingFamily):
         try:
             return records(self.postprocess(model, data))
         except tf.errors.InvalidArgumentError as error:
-            reason = (str(error).strip().splitlines() or ["corrupt data"])[0]
+            # A graph error's message is mostly its trace; the reason is its last plain line.
+            context = ("[[", "File ", "Detected at", "Graph execution", "in user code")
+            lines = [line.strip() for line in error.message.splitlines()]
+            reasons = [line for line in lines if line and not line.startswith(context)]
+            reason = reasons[-1] if reasons else "corrupt data"
             raise InputError(
                 f"An image could not be decoded ({reason[:200]}): a JPEG or PNG file is cut or "
                 "corrupt."
