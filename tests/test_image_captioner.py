@@ -343,6 +343,7 @@ def test_the_pretrained_captioner_loads_in_plain_keras_and_sees_the_dogs():
     model = keras.saving.load_model(SHIPPED, compile=False)  # `import zoo` registered it.
     assert type(model).__name__ == "ImageCaptioner"
     captions = model.generate(dog_images(6), batch_size=6)
-    assert sum("dog" in caption.split() for caption in captions) >= 5, captions
+    dogs = [{"dog", "dogs", "puppy"} & set(caption.split()) for caption in captions]
+    assert sum(map(bool, dogs)) >= 5, captions
     records = get_entry("captioning").family.predict_records(model, [b"not an image"])
     assert records[0]["caption"] == "" and records[0]["error"], records
