@@ -5,6 +5,7 @@ decoders (greedy = width-1 beam, Show and Tell, the attention penalty), the serv
 attention signature) and the CLI on image files."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
+from pipelines.flickr8k import SPLIT_SIZES as REAL_SPLIT_SIZES
 from tests.conftest import REPO, subprocess_env
 from tests.helpers.serving import finish_serving, start_serving, tensorflow_only_site
 from tests.test_flickr8k_pipeline import write_flickr8k_mirror
@@ -158,6 +160,23 @@ def test_cut_or_mismatched_tfjs_weights_are_refused(tmp_path):
         assign_weights_by_name(small_cnn(2), tensors)
 
 
+# The real mirror's settings, as they were before a module fixture pointed them at a tiny one.
+REAL_DATA = {key: os.environ.get(key) for key in ("ZOO_DATA_MIRROR", "ZOO_DATA_DIR")}
+
+
+@pytest.fixture
+def real_flickr8k(monkeypatch):
+    """The real Flickr8k mirror, also while the `trained` fixture's tiny one is set."""
+    import pipelines.flickr8k
+
+    for key, value in REAL_DATA.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    monkeypatch.setattr(pipelines.flickr8k, "SPLIT_SIZES", REAL_SPLIT_SIZES)
+
+
 def dog_images(count: int) -> list[bytes]:
     """The first `count` Flickr8k test images whose 5 captions all say "dog"."""
     from pipelines.flickr8k import load_flickr8k
@@ -174,7 +193,7 @@ def dog_images(count: int) -> list[bytes]:
 
 @pytest.mark.real_data
 @pytest.mark.skipif(mobilenet_weights_folder() is None, reason="the mirror has no MobileNet")
-def test_the_mirror_mobilenet_loads_whole_and_sees_dogs_in_dog_photos():
+def test_the_mirror_mobilenet_loads_whole_and_sees_dogs_in_dog_photos(real_flickr8k):
     classifier = mobilenet(include_top=True)
     report = assign_weights_by_name(classifier, read_tfjs_weights(mobilenet_weights_folder()))
     assert len(report["assigned"]) == 137 and report["unused"] == []
@@ -339,7 +358,7 @@ SHIPPED = get_entry("captioning").directory / "model.keras"
 @pytest.mark.pretrained
 @pytest.mark.skipif(not SHIPPED.exists(), reason="no pretrained captioning model")
 @pytest.mark.skipif(mobilenet_weights_folder() is None, reason="no Flickr8k mirror")
-def test_the_pretrained_captioner_loads_in_plain_keras_and_sees_the_dogs():
+def test_the_pretrained_captioner_loads_in_plain_keras_and_sees_the_dogs(real_flickr8k):
     model = keras.saving.load_model(SHIPPED, compile=False)  # `import zoo` registered it.
     assert type(model).__name__ == "ImageCaptioner"
     captions = model.generate(dog_images(6), batch_size=6)
