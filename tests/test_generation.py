@@ -121,3 +121,25 @@ def test_slice_update_without_xla_matches_keras_and_leaves_no_xla_op(tmp_path):
     assert "While" in op_types or "StatelessWhile" in op_types
     assert xla_ops(op_types) == []
     assert keras.ops.slice_update is original  # Restored after the block.
+
+
+def test_a_report_sweeps_widths_then_length_penalties_at_the_best_width_above_one():
+    from zoo.generation.family import sweep_decoding
+
+    # Greedy scores best of all at penalty 1, but the penalties are tried at width 3, the best
+    # width above 1; the best row overall wins.
+    table = {(1, 1.0): 30.0, (3, 1.0): 29.0, (5, 1.0): 28.0, (3, 0.5): 31.0, (3, 2.0): 20.0}
+    calls = []
+
+    def score(num_beams, length_penalty):
+        calls.append((num_beams, length_penalty))
+        return {
+            "num_beams": num_beams,
+            "length_penalty": length_penalty,
+            "bleu": table[(num_beams, length_penalty)],
+        }
+
+    rows, best = sweep_decoding(score, (1, 3, 5), (0.5, 1.0, 2.0), key=lambda row: row["bleu"])
+    assert calls == [(1, 1.0), (3, 1.0), (5, 1.0), (3, 0.5), (3, 2.0)]
+    assert [row["bleu"] for row in rows] == [30.0, 29.0, 28.0, 31.0, 20.0]
+    assert (best["num_beams"], best["length_penalty"]) == (3, 0.5)

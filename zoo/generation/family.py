@@ -92,6 +92,30 @@ def best_attention(token_log_probs, source, token_ids, end_id: int):
     return with_end, tf.cast(weights[:, 0], tf.float32)
 
 
+def sweep_decoding(score, widths, length_penalties, key) -> tuple[list[dict], dict]:
+    """(every row, the best row) of a validation sweep of a decoding entry's report: each beam
+    width at length penalty 1.0, then each length penalty at the best width above 1.
+    `score(num_beams, length_penalty)` is a row (a dict holding its settings); `key(row)`
+    ranks rows, best highest."""
+    import json
+
+    def scored(num_beams, length_penalty):
+        row = score(num_beams, length_penalty)
+        print(json.dumps(row), flush=True)
+        return row
+
+    rows = [scored(num_beams, 1.0) for num_beams in widths]
+    best_width = max((row for row in rows if row["num_beams"] > 1), key=key)["num_beams"]
+    rows += [scored(best_width, penalty) for penalty in length_penalties if penalty != 1.0]
+    best = max(rows, key=key)
+    print(
+        f"Chosen on validation: beam {best['num_beams']}, length penalty "
+        f"{best['length_penalty']}",
+        flush=True,
+    )
+    return rows, best
+
+
 def report_main(entry: str, report, doc: str, argv=None) -> int:
     """The command line of a decoding entry's report module (`make report-<entry>`):
     `[MODEL_DIR] [--choose]`, calling `report(model_dir, choose)`."""

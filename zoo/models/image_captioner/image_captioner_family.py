@@ -265,13 +265,21 @@ class ImageCaptionerFamily(DecodingFamily):
         return ids, references
 
     def caption_features(
-        self, model, features, batch_size: int, num_beams=None, label="Captioning..."
+        self,
+        model,
+        features,
+        batch_size: int,
+        num_beams=None,
+        length_penalty=None,
+        label="Captioning...",
     ) -> list[str]:
         """Captions of cached features (images, positions, channels), `batch_size` at a time,
-        with a progress bar under `label`."""
+        with the model's decoding unless `num_beams` / `length_penalty` are given, and a
+        progress bar under `label`."""
 
         def caption(batch):
-            result = model.caption_ids(np.asarray(batch, dtype=np.float32), num_beams=num_beams)
+            batch = np.asarray(batch, dtype=np.float32)
+            result = model.caption_ids(batch, num_beams, length_penalty)
             best = tf.constant(keras.ops.convert_to_numpy(result["token_ids"])[:, 0])
             return [text.decode("utf-8") for text in model.preprocessor.detokenize(best).numpy()]
 
@@ -284,7 +292,7 @@ class ImageCaptionerFamily(DecodingFamily):
             self.features(model, split),
             config.decode_batch_size,
             num_beams,
-            label or f"Captioning the {split} images...",
+            label=label or f"Captioning the {split} images...",
         )
         return caption_scores(hypotheses, references)
 

@@ -30,7 +30,7 @@ import tensorflow as tf
 
 import zoo  # noqa: F401  (registers the entries)
 from zoo.errors import InputError
-from zoo.generation.family import report_main
+from zoo.generation.family import report_main, sweep_decoding
 from zoo.models.image_captioner.image_captioner_family import caption_scores
 from zoo.registry import get_entry
 from zoo.runtime import run_facts
@@ -43,13 +43,13 @@ ATTENTION_FIGURES = 3
 
 def timed_scores(family, model, config, split, references, num_beams, length_penalty):
     """(captions, scores) of a whole split's cached features with one decoding setting."""
-    model.length_penalty = length_penalty  # `caption_features` decodes with the model's.
     started = time.time()
     hypotheses = family.caption_features(
         model,
         family.features(model, split),
         config.decode_batch_size,
         num_beams,
+        length_penalty,
         f"Captioning the {split} images: beam {num_beams}, length penalty {length_penalty}",
     )
     seconds = time.time() - started
@@ -136,22 +136,15 @@ def report(model_dir: Path, choose: bool) -> dict:
     results = {"model": str(model_path), "facts": run_facts(), "validation": []}
 
     _, references = family.references("validation")
-    for num_beams in BEAM_WIDTHS:
-        _, scores = timed_scores(family, model, config, "validation", references, num_beams, 1.0)
-        results["validation"].append(scores)
-        print(json.dumps(scores), flush=True)
-    widths = [row for row in results["validation"] if row["num_beams"] > 1]
-    best_width = max(widths, key=lambda row: (row["bleu4"], row["cider"]))["num_beams"]
-    for length_penalty in LENGTH_PENALTIES:
-        if length_penalty != 1.0:
-            _, scores = timed_scores(
-                family, model, config, "validation", references, best_width, length_penalty
-            )
-            results["validation"].append(scores)
-            print(json.dumps(scores), flush=True)
-    best = max(results["validation"], key=lambda row: (row["bleu4"], row["cider"]))
+    results["validation"], best = sweep_decoding(
+        lambda beams, penalty: timed_scores(
+            family, model, config, "validation", references, beams, penalty
+        )[1],
+        BEAM_WIDTHS,
+        LENGTH_PENALTIES,
+        key=lambda row: (row["bleu4"], row["cider"]),
+    )
     results["chosen"] = {key: best[key] for key in ("num_beams", "length_penalty")}
-    print(f"Chosen on validation: {results['chosen']}", flush=True)
     model.num_beams, model.length_penalty = best["num_beams"], best["length_penalty"]
     if choose:
         from zoo.train import save_model_atomically
@@ -167,7 +160,6 @@ def report(model_dir: Path, choose: bool) -> dict:
         )
         results["test"].append(scores)
         print(json.dumps(scores), flush=True)
-    model.length_penalty = best["length_penalty"]
     results["test_captions"] = [
         {"image_id": image_id, "caption": caption, "references": refs}
         for image_id, caption, refs in list(zip(ids, hypotheses, references))[:12]

@@ -26,7 +26,7 @@ import numpy as np
 import sacrebleu
 
 import zoo  # noqa: F401  (registers the entries)
-from zoo.generation.family import report_main
+from zoo.generation.family import report_main, sweep_decoding
 from zoo.models.translator.translator import DECODE_PAD_MULTIPLE
 from zoo.models.translator.translator_family import bleu_scores
 from zoo.models.translator.translator_preprocessor import END_ID
@@ -114,21 +114,13 @@ def report(model_dir: Path, choose: bool) -> dict:
 
     sources, references = family.references("validation")
     print(f"Validation: {len(sources)} pairs", flush=True)
-    for num_beams in BEAM_WIDTHS:
-        _, scores = timed_scores(model, sources, references, num_beams, 1.0)
-        results["validation"].append(scores)
-        print(json.dumps(scores), flush=True)
-    widths = [row for row in results["validation"] if row["num_beams"] > 1]
-    best_width = max(widths, key=lambda row: row["bleu"])["num_beams"]
-    for length_penalty in LENGTH_PENALTIES:
-        if length_penalty == 1.0:
-            continue
-        _, scores = timed_scores(model, sources, references, best_width, length_penalty)
-        results["validation"].append(scores)
-        print(json.dumps(scores), flush=True)
-    best = max(results["validation"], key=lambda row: row["bleu"])
+    results["validation"], best = sweep_decoding(
+        lambda beams, penalty: timed_scores(model, sources, references, beams, penalty)[1],
+        BEAM_WIDTHS,
+        LENGTH_PENALTIES,
+        key=lambda row: row["bleu"],
+    )
     results["chosen"] = {key: best[key] for key in ("num_beams", "length_penalty")}
-    print(f"Chosen on validation: {results['chosen']}", flush=True)
     if choose:
         model.num_beams = best["num_beams"]
         model.length_penalty = best["length_penalty"]
