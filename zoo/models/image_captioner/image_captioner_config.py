@@ -81,8 +81,8 @@ class ImageCaptionerConfig(TrainingConfig):
             raise ConfigError(
                 f"Config key 'attention_penalty' must be at least 0, got {self.attention_penalty}."
             )
-        if self.encoder == "mobilenet_v1_0.75" and self.image_size < 32:
-            raise ConfigError("MobileNet needs image_size of at least 32.")
+        if self.encoder != "tiny" and self.image_size < 32:
+            raise ConfigError(f"The {self.encoder} encoder needs image_size of at least 32.")
 
     def decoder_arguments(self) -> dict:
         """The `AttentionDecoder`'s keyword arguments."""
