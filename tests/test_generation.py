@@ -1,6 +1,7 @@
 """zoo.generation: beam search and greedy decoding through keras-hub's samplers, on a toy
 model whose next-token probabilities are known; and the Xla-free slice update."""
 
+import json
 import keras
 import numpy as np
 import pytest
@@ -143,3 +144,29 @@ def test_a_report_sweeps_widths_then_length_penalties_at_the_best_width_above_on
     assert calls == [(1, 1.0), (3, 1.0), (5, 1.0), (3, 0.5), (3, 2.0)]
     assert [row["bleu"] for row in rows] == [30.0, 29.0, 28.0, 31.0, 20.0]
     assert (best["num_beams"], best["length_penalty"]) == (3, 0.5)
+
+
+def test_a_report_scores_one_setting_and_writes_nothing_when_asked(tmp_path, capsys):
+    from zoo.generation.family import report_main
+
+    reports, settings = [], []
+
+    def score_setting(model_dir, num_beams, length_penalty):
+        settings.append((model_dir, num_beams, length_penalty))
+        return {"num_beams": num_beams, "length_penalty": length_penalty, "bleu": 12.5}
+
+    def report(model_dir, choose):
+        reports.append((model_dir, choose))
+
+    argv = [str(tmp_path), "--setting", "5", "0.5"]
+    assert report_main("nmt", report, "Doc.", argv, score_setting=score_setting) == 0
+    assert settings == [(tmp_path, 5, 0.5)] and reports == []
+    assert json.loads(capsys.readouterr().out) == {
+        "num_beams": 5,
+        "length_penalty": 0.5,
+        "bleu": 12.5,
+    }
+    assert report_main("nmt", report, "Doc.", [str(tmp_path), "--choose"], score_setting) == 0
+    assert reports == [(tmp_path, True)]
+    with pytest.raises(SystemExit):  # Entries without a scorer have no --setting.
+        report_main("nmt", report, "Doc.", [str(tmp_path), "--setting", "5", "0.5"])

@@ -116,10 +116,14 @@ def sweep_decoding(score, widths, length_penalties, key) -> tuple[list[dict], di
     return rows, best
 
 
-def report_main(entry: str, report, doc: str, argv=None) -> int:
+def report_main(entry: str, report, doc: str, argv=None, score_setting=None) -> int:
     """The command line of a decoding entry's report module (`make report-<entry>`):
-    `[MODEL_DIR] [--choose]`, calling `report(model_dir, choose)`."""
+    `[MODEL_DIR] [--choose]`, calling `report(model_dir, choose)`; with `score_setting`, also
+    `--setting BEAMS PENALTY`, which prints `score_setting(model_dir, beams, penalty)` (one
+    setting's scores on the whole validation split) and writes nothing, to compare models at
+    one decoding."""
     import argparse
+    import json
     from pathlib import Path
 
     from zoo.registry import get_entry
@@ -129,6 +133,17 @@ def report_main(entry: str, report, doc: str, argv=None) -> int:
     parser.add_argument(
         "--choose", action="store_true", help="save the best validation setting on the model"
     )
+    if score_setting is not None:
+        parser.add_argument(
+            "--setting",
+            nargs=2,
+            metavar=("BEAMS", "PENALTY"),
+            help="only score this beam width and length penalty on the validation split",
+        )
     args = parser.parse_args(argv)
+    if getattr(args, "setting", None):
+        beams, penalty = int(args.setting[0]), float(args.setting[1])
+        print(json.dumps(score_setting(Path(args.model_dir), beams, penalty)), flush=True)
+        return 0
     report(Path(args.model_dir), args.choose)
     return 0

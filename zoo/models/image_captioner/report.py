@@ -15,6 +15,8 @@
 
 Writes `decoding.json` and `attention_*.png` to the model folder. `make eval-captioning`
 afterwards scores the chosen setting on the test images' bytes (the served path).
+`--setting BEAMS PENALTY` only prints one setting's validation scores (to compare models, e.g.
+a training run's folder, at the shipped decoding) and writes nothing.
 """
 
 from __future__ import annotations
@@ -125,14 +127,27 @@ def probes(image: bytes) -> list[tuple[str, bytes]]:
     ]
 
 
-def report(model_dir: Path, choose: bool) -> dict:
-    entry = get_entry(ENTRY)
-    family = entry.family
-    model_path = model_dir / "model.keras"
-    model = keras.saving.load_model(model_path, compile=False)
+def loaded(model_dir: Path):
+    """(the family, the model of `model_dir`, its config)."""
     from zoo.evaluate import evaluation_setup
 
+    model = keras.saving.load_model(model_dir / "model.keras", compile=False)
     _, _, config = evaluation_setup(ENTRY, model_dir)
+    return get_entry(ENTRY).family, model, config
+
+
+def validation_setting(model_dir: Path, num_beams: int, length_penalty: float) -> dict:
+    """One decoding setting's scores on the whole validation split (cached features)."""
+    family, model, config = loaded(model_dir)
+    _, references = family.references("validation")
+    return timed_scores(family, model, config, "validation", references, num_beams, length_penalty)[
+        1
+    ]
+
+
+def report(model_dir: Path, choose: bool) -> dict:
+    family, model, config = loaded(model_dir)
+    model_path = model_dir / "model.keras"
     results = {"model": str(model_path), "facts": run_facts(), "validation": []}
 
     _, references = family.references("validation")
@@ -190,7 +205,7 @@ def report(model_dir: Path, choose: bool) -> dict:
 
 
 def main(argv=None) -> int:
-    return report_main(ENTRY, report, __doc__, argv)
+    return report_main(ENTRY, report, __doc__, argv, score_setting=validation_setting)
 
 
 if __name__ == "__main__":
